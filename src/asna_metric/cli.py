@@ -22,7 +22,8 @@ __all__ = ["build_parser", "main"]
 # sets ``func`` (a callable taking the parsed namespace, returning an exit code).
 _COMMAND_MODULES = (
     "asna_metric._cli_score",  # score, score-dir, map
-    "asna_metric.data._cli",  # synth, eval
+    "asna_metric.data._cli_synth",  # synth
+    "asna_metric.data._cli_eval",  # eval
     "asna_metric.train._cli",  # train, finetune
 )
 
