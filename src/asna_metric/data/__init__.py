@@ -1,0 +1,1 @@
+"""Datasets, KADID-protocol synthesis, baselines and correlation evaluation."""

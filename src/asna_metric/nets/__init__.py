@@ -1,0 +1,1 @@
+"""Network architectures of the ASNA paper (no I/O, no validation)."""

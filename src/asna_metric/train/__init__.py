@@ -1,0 +1,1 @@
+"""Training: losses usable by any model, the learned sorter, the trainer."""
