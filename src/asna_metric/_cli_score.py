@@ -1,0 +1,474 @@
+"""``asna-metric score`` and ``asna-metric score-dir``: score image pairs from the shell.
+
+``score DIST REF`` prints one score. ``score-dir DIST_DIR REF_DIR --out
+scores.csv`` scores every pair of images with the same relative path in both
+folders, decoding in DataLoader worker processes while the model runs,
+appending one CSV row per pair as it goes (``dist,ref,score,status,error``,
+paths relative to the two folders), and resuming an interrupted run from the
+rows already in the CSV. The settings of a run (weights, revision,
+self-ensemble, version) are kept beside the CSV in ``<out>.json``; a resume
+with different settings is refused, so one file never mixes two models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from asna_metric._version import __version__
+from asna_metric.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["IMAGE_EXTENSIONS", "register"]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+"""File suffixes (case-insensitive) that ``score-dir`` treats as images."""
+
+CSV_FIELDS = ("dist", "ref", "score", "status", "error")
+_SELF_ENSEMBLE = ("none", "flips", "full")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``score`` and ``score-dir`` subcommands.
+
+    Args:
+        subparsers: The object returned by ``ArgumentParser.add_subparsers``.
+    """
+    from asna_metric.weights import DEFAULT_WEIGHTS
+
+    def add_model_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--weights",
+            default=DEFAULT_WEIGHTS,
+            metavar="NAME|PATH",
+            help=f"registry name or local .safetensors file (default: {DEFAULT_WEIGHTS})",
+        )
+        p.add_argument(
+            "--self-ensemble",
+            choices=_SELF_ENSEMBLE,
+            default="flips",
+            help="test-time views averaged per pair (default: flips)",
+        )
+        p.add_argument(
+            "--device",
+            default=None,
+            help="torch device: cpu, cuda, cuda:N (default: cuda when available, else cpu)",
+        )
+
+    score = subparsers.add_parser(
+        "score",
+        help="score one distorted image against its reference",
+        description="Print the ASNA quality of DIST against REF (1 = identical, higher is better).",
+    )
+    score.add_argument("dist", type=Path, help="distorted image file")
+    score.add_argument("ref", type=Path, help="reference image file")
+    add_model_options(score)
+    score.add_argument(
+        "--json", action="store_true", help="print a JSON object with weights and version"
+    )
+    score.set_defaults(func=_run_score)
+
+    score_dir = subparsers.add_parser(
+        "score-dir",
+        help="score every image pair of two folders into a CSV (resumable)",
+        description=(
+            "Score each image in DIST_DIR against the image with the same relative path in "
+            "REF_DIR. Rows are appended to --out as they are scored; running the same command "
+            "again resumes, re-trying failed rows. Exit code 1 when any row failed."
+        ),
+    )
+    score_dir.add_argument("dist_dir", type=Path, metavar="DIST_DIR", help="distorted images")
+    score_dir.add_argument("ref_dir", type=Path, metavar="REF_DIR", help="reference images")
+    score_dir.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="CSV to write and resume from; columns dist,ref (paths relative to the two "
+        "folders),score,status,error",
+    )
+    add_model_options(score_dir)
+    score_dir.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=min(4, max(0, (os.cpu_count() or 1) - 1)),
+        help="decoding worker processes; 0 decodes in the main process (default: cores - 1, "
+        "at most 4)",
+    )
+    score_dir.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=1,
+        help="pairs per forward pass; pairs of different sizes run separately (default: 1)",
+    )
+    score_dir.set_defaults(func=_run_score_dir)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+# --- shared helpers -------------------------------------------------------------------
+
+
+def _device(name: str | None) -> torch.device:
+    import torch
+
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise InputError(
+            f"--device must be a torch device such as cpu, cuda or cuda:1; got {name!r}."
+        ) from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            f"--device {name} was requested but CUDA is not available here. Use --device cpu."
+        )
+    return device
+
+
+def _weights_provenance(weights: str) -> dict[str, str]:
+    """Describe the weights a run uses, for JSON output and the resume check."""
+    from asna_metric import weights as w
+
+    if weights in w.REGISTRY:
+        spec = w.REGISTRY[weights]
+        return {
+            "weights": spec.name,
+            "weights_revision": spec.revision,
+            "weights_sha256": spec.sha256,
+        }
+    path = w.resolve_weights(weights)  # raises for unknown names and missing files
+    info = w.weights_info(path)
+    return {
+        "weights": str(info.get("name") or path.stem),
+        "weights_revision": "local",
+        "weights_sha256": w.sha256_file(path),
+        "weights_path": str(path.resolve()),
+    }
+
+
+def _load_model(args: argparse.Namespace, device: torch.device) -> torch.nn.Module:
+    from asna_metric.metric import ASNA
+
+    model: torch.nn.Module = ASNA(weights=args.weights, self_ensemble=args.self_ensemble)
+    return model.to(device)
+
+
+# --- score ----------------------------------------------------------------------------
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    import torch
+
+    from asna_metric.inputs import check_pair, to_batch
+
+    device = _device(args.device)
+    provenance = _weights_provenance(args.weights)
+    dist = to_batch(args.dist, name="dist")
+    ref = to_batch(args.ref, name="ref")
+    check_pair(dist, ref)
+    model = _load_model(args, device)
+    with torch.no_grad():
+        score = float(model(dist.to(device), ref.to(device))[0])
+    if args.json:
+        record = {
+            "dist": str(args.dist),
+            "ref": str(args.ref),
+            "score": score,
+            **provenance,
+            "self_ensemble": args.self_ensemble,
+            "asna_metric_version": __version__,
+            "device": str(device),
+        }
+        print(json.dumps(record, indent=2))
+    else:
+        print(f"{score:.6f}")
+    return 0
+
+
+# --- score-dir: pairing ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One CSV row to produce: a pair to score, or a file without a partner."""
+
+    dist: str  # relative POSIX path, "" when missing
+    ref: str
+    error: str = ""  # set for files without a partner
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.dist, self.ref)
+
+
+def _list_images(root: Path) -> set[str]:
+    return {
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*")
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+    }
+
+
+def _pair_jobs(dist_dir: Path, ref_dir: Path) -> list[_Job]:
+    for label, folder in (("DIST_DIR", dist_dir), ("REF_DIR", ref_dir)):
+        if not folder.is_dir():
+            raise InputError(f"{label} must be an existing folder; got '{folder}'. Check the path.")
+    dists, refs = _list_images(dist_dir), _list_images(ref_dir)
+    if not dists:
+        raise InputError(
+            f"no images found in DIST_DIR '{dist_dir}' (looked for "
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}, in sub-folders too)."
+        )
+    jobs = [_Job(rel, rel) for rel in sorted(dists & refs)]
+    jobs += [
+        _Job(rel, "", f"no reference with the same relative path in REF_DIR '{ref_dir}'")
+        for rel in sorted(dists - refs)
+    ]
+    jobs += [
+        _Job("", rel, f"no distorted image with the same relative path in DIST_DIR '{dist_dir}'")
+        for rel in sorted(refs - dists)
+    ]
+    return jobs
+
+
+# --- score-dir: decoding in workers ---------------------------------------------------
+
+
+class _PairDataset:
+    """Map-style dataset decoding one pair per item; errors are returned, not raised."""
+
+    def __init__(self, dist_dir: Path, ref_dir: Path, jobs: Sequence[_Job]) -> None:
+        self.dist_dir = dist_dir
+        self.ref_dir = ref_dir
+        self.jobs = list(jobs)
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from asna_metric.inputs import check_pair, to_batch
+
+        job = self.jobs[index]
+        item: dict[str, Any] = {"index": index, "dist": None, "ref": None, "error": ""}
+        try:
+            dist = to_batch(self.dist_dir / job.dist, name="dist")
+            ref = to_batch(self.ref_dir / job.ref, name="ref")
+            check_pair(dist, ref)
+        except InputError as exc:
+            item["error"] = str(exc)
+        except Exception as exc:  # a worker must never die on one bad file
+            item["error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            item["dist"], item["ref"] = dist, ref
+        return item
+
+
+def _keep_list(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Collate function: keep items apart (sizes may differ; errors carry no tensors)."""
+    return items
+
+
+# --- score-dir: CSV and resume --------------------------------------------------------
+
+
+def _read_done(out: Path) -> dict[tuple[str, str], list[str]]:
+    """Return the complete ``ok`` rows of an existing CSV, repairing a cut last line.
+
+    The file is rewritten (atomically) with only those rows, so failed rows
+    are retried and appended again without duplicates.
+    """
+    data = out.read_bytes()
+    if not data:
+        return {}
+    complete = data if data.endswith(b"\n") else data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        logger.info("%s: dropping a partly written last line (interrupted run)", out)
+    try:
+        text = complete.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"--out '{out}' exists but is not a UTF-8 score-dir CSV ({exc}). Choose another "
+            "--out or delete the file."
+        ) from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return {}
+    if tuple(header) != CSV_FIELDS:
+        raise InputError(
+            f"--out '{out}' exists but is not a score-dir CSV (header {header}, expected "
+            f"{list(CSV_FIELDS)}). Choose another --out or delete the file."
+        )
+    done: dict[tuple[str, str], list[str]] = {}
+    for row in reader:
+        if len(row) != len(CSV_FIELDS) or row[3] != "ok":
+            continue
+        try:
+            float(row[2])
+        except ValueError:
+            continue
+        done[(row[0], row[1])] = row
+    return done
+
+
+def _rewrite_csv(out: Path, rows: Sequence[Sequence[str]]) -> None:
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(CSV_FIELDS)
+        writer.writerows(rows)
+    os.replace(tmp, out)
+
+
+def _check_settings(out: Path, settings: dict[str, str], resuming: bool) -> None:
+    sidecar = out.with_name(out.name + ".json")
+    if resuming and sidecar.is_file():
+        try:
+            previous = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            previous = None
+        keys = ("weights", "weights_revision", "weights_sha256", "self_ensemble")
+        if isinstance(previous, dict) and any(previous.get(k) != settings.get(k) for k in keys):
+            then = {k: previous.get(k) for k in keys}
+            now = {k: settings.get(k) for k in keys}
+            raise InputError(
+                f"--out '{out}' holds scores from other settings ({then}); this run uses "
+                f"{now}. Mixing them would make the scores incomparable: choose another --out, "
+                "or delete the file to start over."
+            )
+    elif resuming:
+        logger.warning("%s has no settings file %s; resuming without checking", out, sidecar)
+    sidecar.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+
+def _batches(items: list[dict[str, Any]], batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Group decoded items into runs of the same image size (at most batch_size)."""
+    groups: dict[tuple[int, ...], list[dict[str, Any]]] = {}
+    for item in items:
+        groups.setdefault(tuple(item["dist"].shape), []).append(item)
+    for group in groups.values():
+        for start in range(0, len(group), batch_size):
+            yield group[start : start + batch_size]
+
+
+def _score_group(
+    model: torch.nn.Module, group: list[dict[str, Any]], device: torch.device
+) -> list[tuple[float | None, str]]:
+    import torch
+
+    try:
+        with torch.no_grad():
+            dist = torch.cat([item["dist"] for item in group]).to(device)
+            ref = torch.cat([item["ref"] for item in group]).to(device)
+            scores = model(dist, ref).float().cpu().tolist()
+        return [(float(s), "") for s in scores]
+    except (InputError, RuntimeError) as exc:
+        if len(group) > 1:  # find out which pair failed
+            return [r for item in group for r in _score_group(model, [item], device)]
+        return [(None, f"{type(exc).__name__}: {exc}")]
+
+
+def _run_score_dir(args: argparse.Namespace) -> int:
+    from torch.utils.data import DataLoader
+
+    from asna_metric._progress import progress
+
+    dist_dir: Path = args.dist_dir
+    ref_dir: Path = args.ref_dir
+    out: Path = args.out
+    device = _device(args.device)
+    jobs = _pair_jobs(dist_dir, ref_dir)
+    settings = {
+        **_weights_provenance(args.weights),
+        "self_ensemble": args.self_ensemble,
+        "asna_metric_version": __version__,
+        "dist_dir": str(dist_dir.resolve()),
+        "ref_dir": str(ref_dir.resolve()),
+    }
+
+    resuming = out.is_file() and out.stat().st_size > 0
+    done = _read_done(out) if resuming else {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _check_settings(out, settings, resuming)
+    wanted = {job.key for job in jobs}
+    kept = [row for key, row in done.items() if key in wanted]
+    _rewrite_csv(out, kept)
+    todo = [job for job in jobs if job.key not in done]
+    pairs = [job for job in todo if not job.error]
+    if kept:
+        logger.info("resuming %s: %d pair(s) already scored, %d to go", out, len(kept), len(todo))
+
+    model = _load_model(args, device) if pairs else None  # fail before writing rows
+    failures = 0
+    with (
+        open(out, "a", newline="", encoding="utf-8") as handle,
+        progress(total=len(jobs), initial=len(kept), desc="score-dir") as bar,
+    ):
+        writer = csv.writer(handle, lineterminator="\n")
+
+        def write(job: _Job, score: float | None, error: str) -> None:
+            nonlocal failures
+            status = "ok" if score is not None else "error"
+            failures += status == "error"
+            value = "" if score is None else f"{score:.6f}"
+            writer.writerow([job.dist, job.ref, value, status, " ".join(error.split())])
+            handle.flush()
+            bar.update(1)
+            if failures:
+                bar.set_postfix(errors=failures)
+
+        for job in todo:
+            if job.error:
+                write(job, None, job.error)
+        if model is not None:
+            loader: DataLoader[Any] = DataLoader(
+                _PairDataset(dist_dir, ref_dir, pairs),  # type: ignore[arg-type]
+                batch_size=args.batch_size,
+                num_workers=args.workers,
+                collate_fn=_keep_list,
+                shuffle=False,
+            )
+            for items in loader:
+                for item in items:
+                    if item["error"]:
+                        write(pairs[item["index"]], None, item["error"])
+                decoded = [item for item in items if not item["error"]]
+                for group in _batches(decoded, args.batch_size):
+                    for item, (score, error) in zip(
+                        group, _score_group(model, group, device), strict=True
+                    ):
+                        write(pairs[item["index"]], score, error)
+
+    scored = len(kept) + len(todo) - failures
+    print(
+        f"score-dir: {scored} pair(s) scored ({len(kept)} from an earlier run), "
+        f"{failures} failed; wrote {out}",
+        file=sys.stderr,
+    )
+    return 1 if failures else 0
