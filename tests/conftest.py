@@ -45,6 +45,12 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
 
 
+# One intra-op thread: the suite is dominated by small tensors, where a second
+# thread costs more in synchronisation than it gains, and results stay bitwise
+# reproducible whatever the host's core count.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)
