@@ -24,7 +24,7 @@ _COMMAND_MODULES = (
     "asna_metric._cli_score",  # score, score-dir, map
     "asna_metric.data._cli_synth",  # synth
     "asna_metric.data._cli_eval",  # eval
-    "asna_metric.train._cli",  # train, finetune
+    "asna_metric.train._cli",  # train, finetune, ensemble
 )
 
 

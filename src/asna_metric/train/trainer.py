@@ -1,0 +1,975 @@
+"""The ASNA trainer: seeded, resumable, single-process or DistributedDataParallel.
+
+Recipe (the paper's): Adam at 1e-4, 16 pairs per step, the learning rate
+halved every 10 epochs (StepLR), loss ``0.5 MSE + 0.5 (1 - PLCC) + 0.1
+rank`` (:class:`asna_metric.train.losses.ASNATrainingLoss`; the rank term
+uses the package's learned sorter), random aligned
+crops with dihedral and Lab-lightness augmentation shared by both images,
+labels = quality in [0, 1]. Validation reports SRCC and PLCC (plain
+Pearson, no logistic fit: a cheap monitor, not the benchmark protocol) on a
+fixed subset of fixed centre crops of the content-disjoint validation split.
+
+Reproducibility: every random draw derives from ``(seed, epoch, ...)``: the
+initial weights from ``(seed, "init")``, the epoch's pair order from
+``(seed, "order", epoch)``, each sample's crop and augmentation from
+``(seed, "sample", epoch, position)`` and the global generators are
+re-seeded from ``(seed, "epoch", epoch)`` at every epoch. A run stopped at
+any point and resumed from its last checkpoint ends with the same weights as
+an uninterrupted one (bitwise on CPU with ``runtime.deterministic``).
+
+Files in the run folder (written by rank 0 only): ``config.json`` (the
+resolved config), ``train.log`` (a line per epoch), ``metrics.jsonl`` (a
+JSON object per epoch), ``last.pt`` and ``best.pt`` (full checkpoints,
+written atomically) and ``best.safetensors`` (the best weights as a
+one-member ensemble, with provenance metadata).
+
+Multi-process: launch with ``torchrun`` (``python -m torch.distributed.run
+--nproc_per_node N -m asna_metric.cli train ...``). Each process takes
+``optim.batch_size`` pairs per step (the effective batch is ``N`` times
+larger), ``data.samples_per_epoch`` is split between the processes, the
+backend is gloo on CPU and NCCL on CUDA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from asna_metric._progress import progress
+from asna_metric._version import __version__
+from asna_metric.errors import InputError
+from asna_metric.train.augment import PairAugment
+from asna_metric.train.config import RESUMABLE_KEYS, TrainConfig
+from asna_metric.train.pairs import (
+    EpochSampler,
+    ImageStore,
+    TrainPairs,
+    ValPairs,
+    check_paths_exist,
+    derive_seed,
+)
+
+__all__ = [
+    "TrainResult",
+    "combine_runs",
+    "describe",
+    "load_checkpoint",
+    "load_records",
+    "pearson",
+    "spearman",
+    "train",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+LAST, BEST, WEIGHTS = "last.pt", "best.pt", "best.safetensors"
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        run_dir: The run folder.
+        weights_path: ``RUN_DIR/best.safetensors`` (the best epoch's weights,
+            loadable with :func:`asna_metric.weights.load_ensemble`), or
+            ``None`` before any epoch finished.
+        best_epoch: 1-based epoch with the highest validation SRCC.
+        best_val_srcc: That SRCC.
+        best_val_plcc: The PLCC at that epoch.
+        epochs_completed: Epochs finished so far (equal to ``config.epochs``
+            when the run is complete).
+        history: One dict per finished epoch (as in ``metrics.jsonl``).
+        rank: This process's rank (0 without ``torchrun``).
+        world_size: Number of processes.
+    """
+
+    run_dir: Path
+    weights_path: Path | None
+    best_epoch: int
+    best_val_srcc: float
+    best_val_plcc: float
+    epochs_completed: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def last_train_loss(self) -> float:
+        """Mean training loss of the last finished epoch (nan if none)."""
+        return float(self.history[-1]["train_loss"]) if self.history else math.nan
+
+
+# ----------------------------------------------------------------- statistics
+def _ranks(x: Tensor) -> Tensor:
+    """1-based ranks with ties given their average rank."""
+    values, order = torch.sort(x, stable=True)
+    _, inverse, counts = torch.unique_consecutive(values, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).to(torch.float64)
+    average = ends - (counts.to(torch.float64) - 1) / 2
+    ranks = torch.empty_like(x, dtype=torch.float64)
+    ranks[order] = average[inverse]
+    return ranks
+
+
+def pearson(pred: Tensor, target: Tensor) -> float:
+    """Pearson linear correlation (no logistic fit), nan when undefined.
+
+    Args:
+        pred: Predictions ``(N,)``.
+        target: Labels ``(N,)``.
+
+    Returns:
+        PLCC as a float.
+    """
+    x = pred.detach().double().flatten()
+    y = target.detach().double().flatten()
+    x, y = x - x.mean(), y - y.mean()
+    denominator = float(x.norm() * y.norm())
+    return float((x * y).sum()) / denominator if denominator > 0 else math.nan
+
+
+def spearman(pred: Tensor, target: Tensor) -> float:
+    """Spearman rank correlation with average ranks for ties.
+
+    Args:
+        pred: Predictions ``(N,)``.
+        target: Labels ``(N,)``.
+
+    Returns:
+        SRCC as a float (nan when a side is constant).
+    """
+    return pearson(_ranks(pred.detach().flatten()), _ranks(target.detach().flatten()))
+
+
+# ----------------------------------------------------------------- data
+def load_records(config: TrainConfig) -> list[Any]:
+    """Read every labels file of a config into one list of PairRecords.
+
+    Args:
+        config: The run config (``data.labels``, ``data.root``,
+            ``data.dataset``).
+
+    Returns:
+        The concatenated records, in file order.
+
+    Raises:
+        InputError: If no labels file is configured or one is missing.
+    """
+    from asna_metric.data.readers import read_labels_csv
+
+    if not config.data.labels:
+        raise InputError(
+            "no training labels: data.labels is empty. Set it in the config or pass "
+            "--labels DATA_DIR/labels.csv (made by `asna-metric synth`)."
+        )
+    records: list[Any] = []
+    for csv in config.data.labels:
+        path = Path(csv)
+        if not path.is_file():
+            raise InputError(
+                f"labels file {csv!r} does not exist. Create it with `asna-metric synth --refs "
+                "REFS_DIR --out DATA_DIR` or point data.labels at your dataset's CSV."
+            )
+        root = Path(config.data.root) if config.data.root else path.parent
+        records.extend(read_labels_csv(path, root, dataset=config.data.dataset or None))
+    return records
+
+
+def _split(config: TrainConfig, records: list[Any]) -> tuple[list[Any], list[Any]]:
+    from asna_metric.data.splits import split_by_reference
+
+    train_records, val_records = split_by_reference(
+        records, val_fraction=config.data.val_fraction, seed=config.seed
+    )
+    train_records, val_records = list(train_records), list(val_records)
+    if config.data.val_pairs and len(val_records) > config.data.val_pairs:
+        generator = torch.Generator().manual_seed(derive_seed(config.seed, "val-subset"))
+        chosen = torch.randperm(len(val_records), generator=generator)[: config.data.val_pairs]
+        keep = sorted(int(i) for i in chosen)
+        val_records = [val_records[int(i)] for i in keep]
+    return train_records, val_records
+
+
+def _sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _data_description(
+    config: TrainConfig, train_records: Sequence[Any], val_records: Sequence[Any]
+) -> dict[str, Any]:
+    def refs(records: Sequence[Any]) -> int:
+        return len({getattr(r, "ref_id", None) or os.fspath(r.ref) for r in records})
+
+    return {
+        "labels": [{"path": p, "sha256": _sha256(p)} for p in config.data.labels],
+        "root": config.data.root,
+        "dataset": config.data.dataset,
+        "train_pairs": len(train_records),
+        "train_references": refs(train_records),
+        "val_pairs": len(val_records),
+        "val_references": refs(val_records),
+        "split": f"split_by_reference(val_fraction={config.data.val_fraction}, seed={config.seed})",
+    }
+
+
+# ----------------------------------------------------------------- environment
+@dataclass
+class _Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+
+def _setup_distributed(device_type: str) -> _Dist:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return _Dist()
+    import torch.distributed as tdist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    owns = False
+    if not tdist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        tdist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=60))
+        owns = True
+    return _Dist(tdist.get_rank(), tdist.get_world_size(), local_rank, owns)
+
+
+def _resolve_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(
+                "runtime.device is 'cuda' but torch sees no CUDA device. Use --device cpu, or "
+                "install a CUDA build of torch."
+            )
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _torch_settings(config: TrainConfig, device: torch.device) -> Iterator[None]:
+    """Apply determinism and thread settings for the run, restoring them after."""
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    old_threads = torch.get_num_threads()
+    old_benchmark = torch.backends.cudnn.benchmark
+    try:
+        if config.runtime.deterministic:
+            if device.type == "cuda":
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.backends.cudnn.benchmark = False
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        if config.runtime.threads:
+            torch.set_num_threads(config.runtime.threads)
+        yield
+    finally:
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+        torch.set_num_threads(old_threads)
+        torch.backends.cudnn.benchmark = old_benchmark
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    with contextlib.suppress(ImportError):
+        import numpy as np
+
+        # The legacy global generator on purpose: it is what third-party code uses.
+        np.random.seed(seed % 2**32)  # noqa: NPY002
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    with contextlib.suppress(ImportError):
+        import numpy as np
+
+        kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+        state["numpy"] = {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys).astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        }
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "numpy" in state:
+        with contextlib.suppress(ImportError):
+            import numpy as np
+
+            n = state["numpy"]
+            keys = n["keys"].numpy().astype(np.uint32)
+            np.random.set_state(  # noqa: NPY002
+                (n["kind"], keys, n["pos"], n["has_gauss"], n["cached"])
+            )
+
+
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        suffix = "+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else ""
+        return commit.stdout.strip() + suffix
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# ----------------------------------------------------------------- files
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class _RunFiles:
+    """Run-folder writer; silent on ranks other than 0."""
+
+    def __init__(self, run_dir: Path, enabled: bool) -> None:
+        self.run_dir = run_dir
+        self.enabled = enabled
+
+    def log(self, message: str) -> None:
+        logger.info(message)
+        if self.enabled:
+            stamp = datetime.datetime.now().isoformat(timespec="seconds")
+            with open(self.run_dir / "train.log", "a", encoding="utf-8") as fh:
+                fh.write(f"{stamp} {message}\n")
+
+    def metrics(self, history: list[dict[str, Any]], *, rewrite: bool = False) -> None:
+        if not self.enabled:
+            return
+        path = self.run_dir / "metrics.jsonl"
+        if rewrite:
+            _atomic_write_text(path, "".join(json.dumps(h) + "\n" for h in history))
+        elif history:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(history[-1]) + "\n")
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a trainer checkpoint (``last.pt`` / ``best.pt``).
+
+    Args:
+        path: Checkpoint file.
+        map_location: Where to put its tensors.
+
+    Returns:
+        The checkpoint dict: ``model``, ``optimizer``, ``scheduler``,
+        ``rng``, ``epoch`` (completed), ``best_val_srcc``, ``config``, ...
+
+    Raises:
+        InputError: If the file is missing or not a trainer checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint {str(path)!r} does not exist. Pass a run folder's last.pt.")
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(
+            f"{path} is not an asna_metric trainer checkpoint (format {CHECKPOINT_FORMAT}). "
+            "Start a new run in another folder."
+        )
+    return checkpoint
+
+
+def _export_weights(
+    path: Path,
+    net: nn.Module,
+    *,
+    config: TrainConfig,
+    command: str,
+    data: dict[str, Any],
+    epoch: int,
+    srcc: float,
+    plcc: float,
+    init: str,
+) -> None:
+    from asna_metric.weights import save_ensemble
+
+    description = (
+        f"{net.arch} trained with asna_metric {__version__} ({config.name}, seed {config.seed}); "
+        f"best epoch {epoch} of {config.epochs}, validation SRCC {srcc:.4f} on "
+        f"{data['val_pairs']} held-out pairs of {data['val_references']} unseen references."
+    )
+    metadata = {
+        "train_command": command,
+        "seed": str(config.seed),
+        "config": json.dumps(config.to_dict(), sort_keys=True),
+        "data": json.dumps(data, sort_keys=True),
+        "git_commit": _git_commit(),
+        "torch_version": torch.__version__,
+        "epoch": str(epoch),
+        "val_srcc": f"{srcc:.6f}",
+        "val_plcc": f"{plcc:.6f}",
+        "init_weights": init,
+    }
+    save_ensemble(path, [net], name=config.name, description=description, extra_metadata=metadata)
+
+
+# ----------------------------------------------------------------- loops
+@torch.no_grad()
+def _validate(
+    net: nn.Module,
+    dataset: ValPairs,
+    *,
+    batch_size: int,
+    device: torch.device,
+    autocast: Any,
+) -> tuple[float, float]:
+    net.eval()
+    preds, targets = [], []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        dist = torch.stack([x[0] for x in items]).to(device)
+        ref = torch.stack([x[1] for x in items]).to(device)
+        with autocast():
+            preds.append(net(dist, ref).float().cpu())
+        targets.append(torch.stack([x[2] for x in items]))
+    pred, target = torch.cat(preds), torch.cat(targets)
+    if not torch.isfinite(pred).all():
+        return math.nan, math.nan
+    return spearman(pred, target), pearson(pred, target)
+
+
+def _autocast_factory(config: TrainConfig, device: torch.device) -> Any:
+    if device.type != "cuda" or config.runtime.amp == "none":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if config.runtime.amp == "bf16" else torch.float16
+    return functools.partial(torch.autocast, device_type="cuda", dtype=dtype)
+
+
+def _build_loss(config: TrainConfig) -> nn.Module:
+    from asna_metric.train.losses import ASNATrainingLoss
+
+    loss = config.loss
+    return ASNATrainingLoss(
+        alpha=loss.alpha,
+        beta=loss.beta,
+        pearson=loss.pearson,
+        rank=loss.rank,
+        sorter=loss.sorter,
+        temperature=loss.temperature or None,
+    )
+
+
+def _prepare_run_dir(config: TrainConfig, run_dir: str | Path | None, resume: bool) -> Path:
+    default = Path("runs") / f"{config.name}-seed{config.seed}"
+    path = Path(run_dir) if run_dir is not None else default
+    if (path / LAST).exists() and not resume:
+        raise InputError(
+            f"{path} already holds a training run (last.pt). Pass --resume to continue it, or "
+            "--out NEW_DIR to start another."
+        )
+    return path
+
+
+def train(
+    config: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    init: nn.Module | None = None,
+    init_description: str = "",
+    command: str | None = None,
+    stop_after_epochs: int | None = None,
+) -> TrainResult:
+    """Train (or fine-tune) one network following the ASNA recipe.
+
+    Under ``torchrun`` (``WORLD_SIZE > 1`` in the environment) the function
+    joins the process group (gloo on CPU, NCCL on CUDA), wraps the network in
+    ``DistributedDataParallel`` and splits each epoch's samples between the
+    processes; only rank 0 validates and writes files.
+
+    Args:
+        config: The run config (see :mod:`asna_metric.train.config`).
+        run_dir: Output folder; default ``runs/{config.name}-seed{seed}``.
+        resume: Continue from ``RUN_DIR/last.pt`` when it exists (a fresh
+            start otherwise). The config must equal the checkpoint's except
+            for ``epochs`` and runtime options.
+        init: A network to start from instead of a seeded initialisation
+            (fine-tuning); its ``arch`` and ``config`` replace
+            ``config.model``.
+        init_description: Where ``init`` came from (written to the weights
+            metadata).
+        command: The command line recorded in the weights metadata; default
+            this process's ``sys.argv``.
+        stop_after_epochs: Return after this many epochs in this call (the
+            run stays resumable), e.g. for time-sliced jobs.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        InputError: On invalid data, a run folder that already holds a run
+            (without ``resume``), a resumed run whose config differs, or a
+            CUDA device that is not there.
+
+    Example:
+        >>> from asna_metric.train.config import load_config  # doctest: +SKIP
+        >>> result = train(load_config("configs/asna_cpu.toml"))  # doctest: +SKIP
+        >>> result.best_val_srcc, result.weights_path  # doctest: +SKIP
+    """
+    from asna_metric.nets import build_net
+
+    if not isinstance(config, TrainConfig):
+        raise InputError(
+            f"config must be a TrainConfig; got {type(config).__name__}. Use "
+            "asna_metric.train.config.load_config(path)."
+        )
+    if init is not None:
+        start: Any = init
+        config = config.with_overrides({"model.arch": start.arch, "model.net": dict(start.config)})
+    command = command if command is not None else shlex.join(sys.argv)
+    wants_cuda = config.runtime.device == "cuda" or (
+        config.runtime.device == "auto" and torch.cuda.is_available()
+    )
+    ddp = _setup_distributed("cuda" if wants_cuda else "cpu")
+    try:
+        device = _resolve_device(config.runtime.device, ddp.local_rank)
+        with _torch_settings(config, device):
+            return _train(
+                config,
+                build_net=build_net,
+                run_dir=_prepare_run_dir(config, run_dir, resume),
+                resume=resume,
+                init=init,
+                init_description=init_description,
+                command=command,
+                stop_after_epochs=stop_after_epochs,
+                ddp=ddp,
+                device=device,
+            )
+    finally:
+        if ddp.owns_group:
+            torch.distributed.destroy_process_group()
+
+
+def _train(
+    config: TrainConfig,
+    *,
+    build_net: Any,
+    run_dir: Path,
+    resume: bool,
+    init: nn.Module | None,
+    init_description: str,
+    command: str,
+    stop_after_epochs: int | None,
+    ddp: _Dist,
+    device: torch.device,
+) -> TrainResult:
+    checkpoint = None
+    if resume and (run_dir / LAST).exists():
+        checkpoint = load_checkpoint(run_dir / LAST)
+        saved = TrainConfig.from_dict(checkpoint["config"])
+        changed = [k for k in config.differences(saved) if k not in RESUMABLE_KEYS]
+        if changed:
+            raise InputError(
+                f"cannot resume {run_dir}: the config differs from the checkpoint's in {changed}. "
+                "Only epochs and runtime options may change; start a new run with --out NEW_DIR."
+            )
+    if ddp.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    ddp.barrier()
+    files = _RunFiles(run_dir, ddp.main)
+
+    # Data.
+    records = load_records(config)
+    train_records, val_records = _split(config, records)
+    check_paths_exist(train_records + val_records)
+    data_info = _data_description(config, train_records, val_records)
+
+    # Network (seeded initialisation, or the fine-tuning start point).
+    _seed_everything(derive_seed(config.seed, "init"))
+    net = build_net(config.model.arch, dict(config.model.net))
+    if init is not None:
+        net.load_state_dict(init.state_dict(), strict=True)
+    net.to(device)
+    multiple = int(getattr(net, "size_multiple", 1))
+    crop = (config.data.crop_size // multiple) * multiple
+    if crop < multiple:
+        raise InputError(
+            f"data.crop_size {config.data.crop_size} is below the network's size multiple "
+            f"{multiple}. Use a multiple of {multiple}."
+        )
+
+    store = ImageStore(config.data.cache)
+    augment = PairAugment(
+        dihedral=config.augment.dihedral,
+        l_scale_prob=config.augment.l_scale_prob,
+        l_scale_min=config.augment.l_scale_min,
+        l_scale_max=config.augment.l_scale_max,
+    )
+    train_set = TrainPairs(train_records, crop_size=crop, augment=augment, store=store)
+    val_set = ValPairs(val_records, crop=config.data.val_crop, size_multiple=multiple, store=store)
+    val_batch = config.data.val_batch_size if config.data.val_crop else 1
+    sampler = EpochSampler(
+        len(train_set),
+        samples_per_epoch=config.data.samples_per_epoch,
+        seed=config.seed,
+        rank=ddp.rank,
+        world_size=ddp.world_size,
+    )
+    batch_size = config.optim.batch_size
+    steps_per_epoch = len(sampler) // batch_size
+    if steps_per_epoch < 1:
+        raise InputError(
+            f"each process gets {len(sampler)} samples per epoch, fewer than one batch of "
+            f"{batch_size}. Raise data.samples_per_epoch (or use fewer processes)."
+        )
+    if config.data.preload:
+        store.preload(train_set.paths() + (val_set.paths() if ddp.main else []))
+    loader = torch.utils.data.DataLoader(
+        train_set,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=config.data.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=config.data.num_workers > 0,
+    )
+
+    optimizer = torch.optim.Adam(
+        net.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=config.optim.lr_step_epochs, gamma=config.optim.lr_gamma
+    )
+    scaler = torch.amp.GradScaler(
+        "cuda", enabled=device.type == "cuda" and config.runtime.amp == "fp16"
+    )
+    autocast = _autocast_factory(config, device)
+    loss_fn = _build_loss(config).to(device)
+
+    start_epoch, best_srcc, best_plcc, best_epoch = 0, -math.inf, math.nan, 0
+    history: list[dict[str, Any]] = []
+    init_text = init_description or ("" if init is None else "fine-tuned from a given network")
+    if checkpoint is not None:
+        net.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        if "scaler" in checkpoint:
+            scaler.load_state_dict(checkpoint["scaler"])
+        _set_rng_state(checkpoint["rng"])
+        start_epoch = int(checkpoint["epoch"])
+        best_srcc = float(checkpoint["best_val_srcc"])
+        best_plcc = float(checkpoint["best_val_plcc"])
+        best_epoch = int(checkpoint["best_epoch"])
+        history = list(checkpoint["history"])
+        init_text = str(checkpoint.get("init", init_text))
+        files.metrics(history, rewrite=True)
+        files.log(f"resumed from {run_dir / LAST} after epoch {start_epoch}")
+    elif ddp.main:
+        _atomic_write_text(
+            run_dir / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n"
+        )
+        files.log(
+            f"start: {net.arch} ({sum(p.numel() for p in net.parameters())} parameters), "
+            f"{len(train_records)} training / {len(val_records)} validation pairs, crop {crop}, "
+            f"{steps_per_epoch} steps of {batch_size} per epoch x {ddp.world_size} process(es), "
+            f"device {device}; command: {command}"
+        )
+    logger.info(
+        "rank %d/%d: %d steps per epoch on %s", ddp.rank, ddp.world_size, steps_per_epoch, device
+    )
+
+    model: nn.Module = net
+    if ddp.enabled:
+        model = nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    show = {True: False, False: True, "auto": None}[config.runtime.progress]
+    epochs_this_call = 0
+    for epoch in range(start_epoch, config.epochs):
+        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
+            break
+        _seed_everything(derive_seed(config.seed, "epoch", epoch))
+        sampler.set_epoch(epoch)
+        model.train()
+        started = time.perf_counter()
+        total_loss, steps = 0.0, 0
+        lr = optimizer.param_groups[0]["lr"]
+        last_srcc = history[-1]["val_srcc"] if history else math.nan
+        bar = progress(
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=True if not ddp.main else show,
+        )
+        with bar:
+            for dist, ref, quality in loader:
+                dist = dist.to(device, non_blocking=True)
+                ref = ref.to(device, non_blocking=True)
+                quality = quality.to(device, non_blocking=True)
+                optimizer.zero_grad(set_to_none=True)
+                with autocast():
+                    pred = model(dist, ref)
+                loss = loss_fn(pred.float(), quality)
+                if not torch.isfinite(loss.detach()):
+                    raise FloatingPointError(
+                        f"training loss became {float(loss.detach())} at epoch {epoch + 1}, step "
+                        f"{steps + 1}. Lower optim.lr or enable optim.grad_clip."
+                    )
+                scaler.scale(loss).backward()
+                if config.optim.grad_clip:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(net.parameters(), config.optim.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                total_loss += float(loss.detach())
+                steps += 1
+                bar.update(1)
+                bar.set_postfix_str(
+                    f"loss={total_loss / steps:.4f} val_srcc={last_srcc:.3f}", refresh=False
+                )
+            train_loss = total_loss / max(steps, 1)
+            if ddp.enabled:
+                reduced = torch.tensor([train_loss], dtype=torch.float64)
+                torch.distributed.all_reduce(reduced)
+                train_loss = float(reduced) / ddp.world_size
+            scheduler.step()
+            train_seconds = time.perf_counter() - started
+            srcc = plcc = math.nan
+            if ddp.main:
+                srcc, plcc = _validate(
+                    net, val_set, batch_size=val_batch, device=device, autocast=autocast
+                )
+                bar.set_postfix_str(f"loss={train_loss:.4f} val_srcc={srcc:.3f}")
+        seconds = time.perf_counter() - started
+        epochs_this_call += 1
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "val_srcc": srcc,
+            "val_plcc": plcc,
+            "lr": lr,
+            "steps": steps,
+            "seconds": round(seconds, 3),
+            "seconds_per_step": round(train_seconds / max(steps, 1), 4),
+            "world_size": ddp.world_size,
+        }
+        history.append(record)
+        improved = ddp.main and not math.isnan(srcc) and srcc > best_srcc
+        if improved:
+            best_srcc, best_plcc, best_epoch = srcc, plcc, epoch + 1
+        if ddp.main:
+            state = {
+                "format": CHECKPOINT_FORMAT,
+                "epoch": epoch + 1,
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": _rng_state(),
+                "best_val_srcc": best_srcc,
+                "best_val_plcc": best_plcc,
+                "best_epoch": best_epoch,
+                "history": history,
+                "config": config.to_dict(),
+                "arch": net.arch,
+                "net_config": net.config,
+                "init": init_text,
+                "asna_metric_version": __version__,
+            }
+            if improved:
+                _atomic_save(state, run_dir / BEST)
+                _export_weights(
+                    run_dir / WEIGHTS,
+                    net,
+                    config=config,
+                    command=command,
+                    data=data_info,
+                    epoch=epoch + 1,
+                    srcc=srcc,
+                    plcc=plcc,
+                    init=init_text,
+                )
+            _atomic_save(state, run_dir / LAST)
+            files.metrics(history)
+            files.log(
+                f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.5f}, val SRCC "
+                f"{srcc:.4f} PLCC {plcc:.4f}, lr {lr:.2e}, {seconds:.1f} s "
+                f"({record['seconds_per_step']:.3f} s/step){' *best*' if improved else ''}"
+            )
+        ddp.barrier()
+
+    weights = run_dir / WEIGHTS
+    return TrainResult(
+        run_dir=run_dir,
+        weights_path=weights if weights.exists() else None,
+        best_epoch=best_epoch,
+        best_val_srcc=best_srcc if best_epoch else math.nan,
+        best_val_plcc=best_plcc,
+        epochs_completed=len(history),
+        history=history,
+        rank=ddp.rank,
+        world_size=ddp.world_size,
+    )
+
+
+def describe(result: TrainResult) -> str:
+    """One-line summary of a run for the command line.
+
+    Args:
+        result: A finished (or stopped) run.
+
+    Returns:
+        The summary.
+    """
+    return (
+        f"{result.epochs_completed} epoch(s) in {result.run_dir}; best epoch {result.best_epoch}: "
+        f"val SRCC {result.best_val_srcc:.4f}, PLCC {result.best_val_plcc:.4f}; "
+        f"weights: {result.weights_path}"
+    )
+
+
+def combine_runs(
+    sources: Sequence[str | Path],
+    out: str | Path,
+    *,
+    name: str,
+    description: str = "",
+    command: str | None = None,
+) -> Path:
+    """Combine the best networks of several runs into one ensemble weights file.
+
+    Args:
+        sources: Run folders (their ``best.safetensors`` is used) or weights
+            files; every member of each file is kept, in order.
+        out: Destination ``.safetensors`` file.
+        name: Ensemble name stored in the metadata.
+        description: One line stored in the metadata; a summary by default.
+        command: The command recorded as ``train_command``; default
+            ``sys.argv``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputError: If no source is given or a run folder has no
+            ``best.safetensors`` yet.
+    """
+    from asna_metric.weights import load_ensemble, save_ensemble
+
+    if not sources:
+        raise InputError("combine_runs needs at least one run folder or weights file; got none.")
+    members: list[nn.Module] = []
+    provenance: list[dict[str, Any]] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            path = path / WEIGHTS
+        if not path.is_file():
+            raise InputError(
+                f"{source} has no best weights ({WEIGHTS}): expected a run folder written by "
+                "`asna-metric train` after at least one epoch, or a .safetensors file."
+            )
+        nets, metadata = load_ensemble(path)
+        members.extend(nets)
+        provenance.append(
+            {
+                "source": str(path.resolve()),
+                "members": len(nets),
+                "name": metadata.get("name", ""),
+                **{
+                    key: metadata[key]
+                    for key in (
+                        "train_command",
+                        "seed",
+                        "epoch",
+                        "val_srcc",
+                        "val_plcc",
+                        "git_commit",
+                        "init_weights",
+                        "config",
+                        "data",
+                    )
+                    if key in metadata
+                },
+            }
+        )
+    archs = sorted({str(getattr(m, "arch", "?")) for m in members})
+    srccs = [p["val_srcc"] for p in provenance if "val_srcc" in p]
+    if not description:
+        description = (
+            f"ensemble of {len(members)} network(s) ({', '.join(archs)}) combined with "
+            f"asna_metric {__version__}; member validation SRCC {', '.join(srccs) or 'n/a'}"
+        )
+    datas = sorted({p.get("data", "") for p in provenance})
+    extra = {
+        "train_command": command if command is not None else shlex.join(sys.argv),
+        "seed": json.dumps([p.get("seed") for p in provenance]),
+        "data": datas[0] if len(datas) == 1 else json.dumps(datas),
+        "members_provenance": json.dumps(provenance, sort_keys=True),
+        "git_commit": _git_commit(),
+    }
+    return save_ensemble(out, members, name=name, description=description, extra_metadata=extra)

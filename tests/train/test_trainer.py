@@ -1,0 +1,391 @@
+"""The trainer: loss goes down, exact resume, determinism, exported weights, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from asna_metric.errors import InputError
+from asna_metric.train.config import TrainConfig, load_config, parse_override
+from asna_metric.train.pairs import EpochSampler
+from asna_metric.train.trainer import (
+    TrainResult,
+    combine_runs,
+    load_checkpoint,
+    pearson,
+    spearman,
+    train,
+)
+
+# A tiny network (a few hundred parameters) so that an epoch takes well under a second.
+TINY_NET = {
+    "stem_channels": 3,
+    "encoder_widths": [4, 4, 4, 4],
+    "decoder_widths": [4, 4, 4, 4],
+    "head_widths": [4, 4],
+    "attention_width": 4,
+    "residual_blocks": 1,
+    "head_hidden": 4,
+}
+LEVELS = (0.0, 0.03, 0.06, 0.1, 0.16, 0.25)
+
+
+def make_dataset(folder: Path, *, refs: int = 4, size: int = 48, seed: int = 0) -> Path:
+    """Write smooth reference PNGs, noisy versions at 6 levels and a KADID-style CSV."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(seed)
+    (folder / "images").mkdir(parents=True)
+    rows = ["dis_img_path,dis_type,ref_img_path,score"]
+    for r in range(refs):
+        low = torch.rand(1, 3, 6, 6, generator=g)
+        ref = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear")[0]
+        ref_name = f"images/R{r:02d}.png"
+        _save(ref, folder / ref_name, Image)
+        for level, sigma in enumerate(LEVELS, start=1):
+            dist = (ref + sigma * torch.randn(ref.shape, generator=g)).clamp(0, 1)
+            name = f"images/R{r:02d}_01_{level}.png"
+            _save(dist, folder / name, Image)
+            mos = 5.0 - 0.7 * (level - 1)
+            rows.append(f"{name},noise,{ref_name},{mos}")
+    csv = folder / "labels.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    return csv
+
+
+def _save(x: torch.Tensor, path: Path, image_module: Any) -> None:
+    array = (x * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    image_module.fromarray(array).save(path)
+
+
+def tiny_config(labels: Path, **overrides: Any) -> TrainConfig:
+    config = TrainConfig.from_dict(
+        {
+            "name": "tiny",
+            "seed": 1,
+            "epochs": 3,
+            "model": {"arch": "asna", "net": TINY_NET},
+            "data": {
+                "labels": [str(labels)],
+                "dataset": "KADID-10k",
+                "val_fraction": 0.25,
+                "crop_size": 32,
+                "samples_per_epoch": 32,
+                "val_crop": 32,
+            },
+            "optim": {"lr": 3e-3, "lr_step_epochs": 2},
+            "runtime": {"progress": False, "threads": 1},
+        }
+    )
+    return config.with_overrides(overrides) if overrides else config
+
+
+TOML = """
+name = "tiny"
+seed = 1
+epochs = 2
+
+[model]
+arch = "asna"
+net = {{ stem_channels = 3, encoder_widths = [4, 4, 4, 4], decoder_widths = [4, 4, 4, 4], \
+head_widths = [4, 4], attention_width = 4, residual_blocks = 1, head_hidden = 4 }}
+
+[data]
+labels = "{labels}"
+dataset = "KADID-10k"
+val_fraction = 0.25
+crop_size = 32
+samples_per_epoch = 32
+val_crop = 32
+
+[optim]
+lr = 3e-3
+
+[runtime]
+progress = false
+threads = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def labels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("tiny_data"))
+
+
+@pytest.fixture(scope="module")
+def trained(labels: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    config = tiny_config(labels, epochs=6)
+    return train(config, run_dir=tmp_path_factory.mktemp("run") / "r", command="pytest tiny")
+
+
+def _state(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "last.pt")["model"]
+
+
+def _assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_training_lowers_the_loss_and_writes_the_run(trained: TrainResult) -> None:
+    losses = [h["train_loss"] for h in trained.history]
+    assert len(losses) == 6 and all(math.isfinite(x) for x in losses)
+    assert min(losses[-2:]) < losses[0]
+    run = trained.run_dir
+    for name in ("last.pt", "best.pt", "best.safetensors", "train.log", "config.json"):
+        assert (run / name).is_file(), name
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3, 4, 5, 6]
+    assert len((run / "train.log").read_text().splitlines()) >= 7  # start + one per epoch
+    assert 1 <= trained.best_epoch <= 6 and -1 <= trained.best_val_srcc <= 1
+    checkpoint = load_checkpoint(run / "last.pt")
+    assert checkpoint["epoch"] == 6
+    assert checkpoint["scheduler"]["last_epoch"] == 6
+    assert checkpoint["optimizer"]["param_groups"][0]["lr"] == pytest.approx(3e-3 * 0.5**3)
+    assert {"torch", "python"} <= set(checkpoint["rng"])
+    assert not list(run.glob(".*tmp"))  # atomic writes leave no temporaries
+
+
+def test_exported_weights_load_and_score(trained: TrainResult, generator: torch.Generator) -> None:
+    from asna_metric.metric import ASNA
+    from asna_metric.weights import load_ensemble
+
+    assert trained.weights_path is not None
+    members, metadata = load_ensemble(trained.weights_path)
+    assert len(members) == 1 and members[0].arch == "asna"
+    assert metadata["train_command"] == "pytest tiny"
+    assert metadata["seed"] == "1"
+    assert json.loads(metadata["config"])["model"]["net"]["encoder_widths"] == [4, 4, 4, 4]
+    data = json.loads(metadata["data"])
+    assert data["train_references"] == 3 and data["val_references"] == 1
+    assert len(data["labels"][0]["sha256"]) == 64
+    assert "git_commit" in metadata
+    assert float(metadata["val_srcc"]) == pytest.approx(trained.best_val_srcc, abs=1e-6)
+    best = load_checkpoint(trained.run_dir / "best.pt")["model"]
+    _assert_same_state(members[0].state_dict(), best)
+
+    metric = ASNA.from_networks(members)
+    ref = torch.rand(2, 3, 64, 64, generator=generator)
+    dist = (ref + 0.2 * torch.randn(ref.shape, generator=generator)).clamp(0, 1)
+    scores = metric(dist, ref)
+    assert scores.shape == (2,) and torch.isfinite(scores).all()
+
+
+def test_resume_after_interruption_is_exact(
+    labels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tiny_config(labels)
+    full = train(config, run_dir=tmp_path / "full")
+
+    import asna_metric.train.trainer as trainer_module
+
+    real_validate = trainer_module._validate
+    calls = {"n": 0}
+
+    def interrupting_validate(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # in epoch 2, after its training steps, before its checkpoint
+            raise KeyboardInterrupt
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "_validate", interrupting_validate)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, run_dir=tmp_path / "cut")
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(trainer_module, "_validate", real_validate)
+
+    resumed = train(config, run_dir=tmp_path / "cut", resume=True)
+    _assert_same_state(_state(tmp_path / "full"), _state(tmp_path / "cut"))
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
+    assert resumed.best_val_srcc == full.best_val_srcc
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
+
+
+def test_stop_and_extend_matches_one_run(labels: Path, tmp_path: Path) -> None:
+    config = tiny_config(labels)
+    train(config, run_dir=tmp_path / "full")
+    part = train(config, run_dir=tmp_path / "parts", stop_after_epochs=1)
+    assert part.epochs_completed == 1
+    train(config, run_dir=tmp_path / "parts", resume=True)
+    _assert_same_state(_state(tmp_path / "full"), _state(tmp_path / "parts"))
+
+
+def test_same_seed_same_run_other_seed_differs(labels: Path, tmp_path: Path) -> None:
+    config = tiny_config(labels, epochs=2)
+    a = train(config, run_dir=tmp_path / "a")
+    b = train(config, run_dir=tmp_path / "b")
+    assert [h["val_srcc"] for h in a.history] == [h["val_srcc"] for h in b.history]
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    _assert_same_state(_state(tmp_path / "a"), _state(tmp_path / "b"))
+    c = train(config.with_overrides({"seed": 2}), run_dir=tmp_path / "c")
+    assert [h["train_loss"] for h in c.history] != [h["train_loss"] for h in a.history]
+
+
+def test_run_folder_and_resume_guards(labels: Path, tmp_path: Path) -> None:
+    config = tiny_config(labels, epochs=1)
+    train(config, run_dir=tmp_path / "run")
+    with pytest.raises(InputError, match="--resume"):
+        train(config, run_dir=tmp_path / "run")
+    with pytest.raises(InputError, match="crop_size"):
+        train(config.with_overrides({"data.crop_size": 64}), run_dir=tmp_path / "run", resume=True)
+    done = train(config, run_dir=tmp_path / "run", resume=True)  # already complete: no-op
+    assert done.epochs_completed == 1
+
+
+def test_invalid_data_settings_raise(labels: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="samples"):
+        train(tiny_config(labels, **{"data.samples_per_epoch": 4}), run_dir=tmp_path / "a")
+    with pytest.raises(InputError, match="does not exist"):
+        train(tiny_config(tmp_path / "missing.csv"), run_dir=tmp_path / "b")
+    with pytest.raises(InputError, match=r"data\.labels"):
+        train(TrainConfig(), run_dir=tmp_path / "c")
+
+
+def test_config_file_overrides_and_validation(labels: Path, tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "tiny.toml"
+    path.write_text(TOML.format(labels=labels.as_posix()))
+    config = load_config(path, {"epochs": 5, "data.crop_size": 48})
+    assert config.name == "tiny" and config.epochs == 5 and config.data.crop_size == 48
+    assert config.optim.batch_size == 16 and config.optim.lr == 3e-3
+    assert config.loss.beta == 0.1 and config.loss.alpha == 0.5
+    assert config.augment.l_scale_max == 1.5
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+    rel = tmp_path / "sub" / "rel.toml"
+    rel.write_text('[data]\nlabels = "../data/labels.csv"\nroot = "imgs"\n')
+    loaded = load_config(rel)
+    assert loaded.data.labels == (str((tmp_path / "data" / "labels.csv").resolve()),)
+    assert loaded.data.root == str((tmp_path / "sub" / "imgs").resolve())
+
+    with pytest.raises(InputError, match="unknown key"):
+        TrainConfig.from_dict({"data": {"crop_sise": 64}})
+    with pytest.raises(InputError, match="unknown config key"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(InputError, match=r"data\.crop_size"):
+        TrainConfig.from_dict({"data": {"crop_size": 8}})
+    with pytest.raises(InputError, match=r"runtime\.device"):
+        TrainConfig().with_overrides({"runtime.device": "tpu"})
+    with pytest.raises(InputError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+    assert parse_override("data.crop_size=64") == ("data.crop_size", 64)
+    assert parse_override("runtime.device=cuda") == ("runtime.device", "cuda")
+    assert parse_override("optim.lr=5e-5") == ("optim.lr", 5e-5)
+    with pytest.raises(InputError, match="KEY=VALUE"):
+        parse_override("epochs")
+
+
+def test_sampler_splits_an_epoch_between_ranks() -> None:
+    single = list(EpochSampler(10, samples_per_epoch=24, seed=5))
+    assert len(single) == 24
+    counts = torch.bincount(torch.tensor([i for i, _ in single]), minlength=10)
+    assert counts.max() - counts.min() <= 1  # permutations, not draws with replacement
+    ranks = [
+        list(EpochSampler(10, samples_per_epoch=24, seed=5, rank=r, world_size=2)) for r in (0, 1)
+    ]
+    merged = [x for pair in zip(*ranks, strict=True) for x in pair]
+    assert merged == single  # same samples and seeds, whatever the number of processes
+    sampler = EpochSampler(10, samples_per_epoch=24, seed=5)
+    sampler.set_epoch(1)
+    assert list(sampler) != single
+    sampler.set_epoch(0)
+    assert list(sampler) == single
+
+
+def test_rank_correlations_handle_ties() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    g = torch.Generator().manual_seed(0)
+    pred = torch.randint(0, 5, (50,), generator=g).double()
+    target = pred + torch.randint(0, 3, (50,), generator=g).double()
+    assert spearman(pred, target) == pytest.approx(stats.spearmanr(pred, target)[0], abs=1e-12)
+    assert pearson(pred, target) == pytest.approx(stats.pearsonr(pred, target)[0], abs=1e-12)
+    assert math.isnan(spearman(torch.ones(5), torch.arange(5.0)))
+
+
+def test_cli_train_and_ensemble(
+    labels: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asna_metric.cli import main
+    from asna_metric.weights import load_ensemble
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(TOML.format(labels=labels.as_posix()))
+    for seed in ("1", "2"):
+        argv = ["train", "--config", str(config), "--out", str(tmp_path / f"run{seed}")]
+        assert main([*argv, "--epochs", "1", "--seed", seed, "--no-progress"]) == 0
+        assert (tmp_path / f"run{seed}" / "best.safetensors").is_file()
+    assert "val SRCC" in capsys.readouterr().out
+    # Resume without --config reads the run's saved config; extending epochs is allowed.
+    assert main(["train", "--out", str(tmp_path / "run1"), "--resume", "--epochs", "2"]) == 0
+    assert load_checkpoint(tmp_path / "run1" / "last.pt")["epoch"] == 2
+
+    out = tmp_path / "ens.safetensors"
+    assert (
+        main(
+            [
+                "ensemble",
+                str(tmp_path / "run1"),
+                str(tmp_path / "run2"),
+                "--out",
+                str(out),
+                "--name",
+                "tiny-ens",
+            ]
+        )
+        == 0
+    )
+    members, metadata = load_ensemble(out)
+    assert len(members) == 2 and metadata["name"] == "tiny-ens"
+    provenance = json.loads(metadata["members_provenance"])
+    assert [p["seed"] for p in provenance] == ["1", "2"]
+    assert json.loads(metadata["seed"]) == ["1", "2"]
+    assert main(["train", "--out", str(tmp_path / "nothing"), "--resume"]) == 2  # no config
+
+
+def test_finetune_from_weights(trained: TrainResult, labels: Path, tmp_path: Path) -> None:
+    from asna_metric.cli import main
+    from asna_metric.weights import load_ensemble
+
+    out = tmp_path / "ft"
+    common = [
+        "--labels",
+        str(labels),
+        "--dataset",
+        "kadid10k",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--crop-size",
+        "32",
+        "--samples-per-epoch",
+        "32",
+        "--set",
+        "data.val_crop=32",
+        "--set",
+        "data.val_fraction=0.25",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
+    assert main(["finetune", "--init", str(trained.weights_path), "--member", "0", *common]) == 0
+    members, metadata = load_ensemble(out / "finetuned.safetensors")
+    assert len(members) == 1 and members[0].config["encoder_widths"] == [4, 4, 4, 4]
+    provenance = json.loads(metadata["members_provenance"])
+    assert "member 0" in provenance[0]["init_weights"]
+    bad = ["finetune", "--init", str(trained.weights_path), "--member", "3", *common]
+    assert main(bad) == 2  # no such member
+
+
+def test_combine_runs_requires_weights(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="best weights"):
+        combine_runs([tmp_path], tmp_path / "x.safetensors", name="x")
+    with pytest.raises(InputError, match="at least one"):
+        combine_runs([], tmp_path / "x.safetensors", name="x")
