@@ -389,3 +389,23 @@ def test_combine_runs_requires_weights(tmp_path: Path) -> None:
         combine_runs([tmp_path], tmp_path / "x.safetensors", name="x")
     with pytest.raises(InputError, match="at least one"):
         combine_runs([], tmp_path / "x.safetensors", name="x")
+
+
+def test_excluded_types_never_reach_training_or_validation(labels: Path) -> None:
+    import dataclasses
+
+    from asna_metric.train.trainer import _split, load_records
+
+    config = tiny_config(labels)
+    # Give every other pair a second distortion type.
+    records = [
+        dataclasses.replace(r, dis_type="blur") if i % 2 else r
+        for i, r in enumerate(load_records(config))
+    ]
+    excluded = config.with_overrides({"data.exclude_types": ["BLUR"]})  # matched ignoring case
+    train_records, val_records = _split(excluded, records)
+    assert train_records and val_records
+    assert {r.dis_type for r in [*train_records, *val_records]} == {"noise"}
+    # Without the option, the same split keeps both types.
+    train_all, val_all = _split(config, records)
+    assert {r.dis_type for r in [*train_all, *val_all]} == {"noise", "blur"}

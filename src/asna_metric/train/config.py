@@ -142,6 +142,11 @@ class DataConfig:
             ``cache="memory"``; lets DataLoader workers share the cache).
         num_workers: DataLoader worker processes (0 decodes in the main
             process: best on a small CPU with the memory cache).
+        exclude_types: Distortion types left out of training *and*
+            validation (matched ignoring case and punctuation, as
+            :func:`asna_metric.data.splits.leave_types_out` does); the
+            leave-types-out benchmark tests a model trained this way on the
+            excluded types.
     """
 
     labels: tuple[str, ...] = ()
@@ -156,8 +161,15 @@ class DataConfig:
     cache: CacheMode = "memory"
     preload: bool = False
     num_workers: int = 0
+    exclude_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        excluded = self.exclude_types
+        if isinstance(excluded, str):
+            excluded = (excluded,)
+        if not isinstance(excluded, (list, tuple)) or not all(isinstance(x, str) for x in excluded):
+            raise _fail("data", "exclude_types", "a list of distortion type names", excluded)
+        object.__setattr__(self, "exclude_types", tuple(excluded))
         labels = self.labels
         if isinstance(labels, (str, Path)):
             labels = (str(labels),)

@@ -196,8 +196,10 @@ def load_records(config: TrainConfig) -> list[Any]:
 
 
 def _split(config: TrainConfig, records: list[Any]) -> tuple[list[Any], list[Any]]:
-    from asna_metric.data.splits import split_by_reference
+    from asna_metric.data.splits import leave_types_out, split_by_reference
 
+    if config.data.exclude_types:
+        records, _ = leave_types_out(records, config.data.exclude_types)
     train_records, val_records = split_by_reference(
         records, val_fraction=config.data.val_fraction, seed=config.seed
     )
