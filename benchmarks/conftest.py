@@ -80,26 +80,49 @@ def data_root() -> Path:
     return root
 
 
-def _metric_functions(weights: str | None) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    """Build the baselines and, when its weights load, ASNA; report why ASNA is left out."""
-    functions, labels, notes = {}, {}, []
+def _metric_functions(
+    asna: Sequence[tuple[str, str | None]],
+) -> tuple[dict[str, Any], dict[str, str], list[str], dict[str, str | None]]:
+    """Build the baselines and each ASNA entry whose weights load; say why one is left out.
+
+    Returns:
+        ``(functions, labels, notes, asna_weights)``: cache key -> callable,
+        cache key -> label printed in the table, notes, and cache key ->
+        weights for the ASNA entries.
+    """
+    functions: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    notes: list[str] = []
+    asna_weights: dict[str, str | None] = {}
     for name in BASELINES:
         functions[name] = build_metric(name)
         labels[name] = name
-    try:
-        fn = build_metric("asna", weights=weights)
-    except (ImportError, ValueError, OSError) as exc:  # InputError, missing file, bad weights
-        notes.append(f"ASNA skipped: {type(exc).__name__}: {exc}")
-    else:
+    for label, weights in asna:
+        try:
+            fn = build_metric("asna", weights=weights)
+        except (ImportError, ValueError, OSError) as exc:  # InputError, missing file, bad weights
+            notes.append(f"{label} skipped: {type(exc).__name__}: {exc}")
+            continue
         key = metric_key("asna", weights)
         functions[key] = fn
-        labels[key] = "asna"
-    return functions, labels, notes
+        labels[key] = label
+        asna_weights[key] = weights
+    return functions, labels, notes, asna_weights
+
+
+def default_asna() -> list[tuple[str, str | None]]:
+    """The ASNA entry of a benchmark: weights from ``ASNA_WEIGHTS`` or the default."""
+    return [("asna", os.environ.get("ASNA_WEIGHTS") or None)]
 
 
 @pytest.fixture(scope="session")
 def run_accuracy(bench_out: Path, bench_cache: Path) -> Callable[..., list[dict[str, Any]]]:
-    """Score pairs with every metric and report correlations for named subsets."""
+    """Score pairs with every metric and report correlations for named subsets.
+
+    The baselines score every record; the learned metrics (``asna``, a list
+    of ``(label, weights)``) score only the records of ``asna_subsets``
+    (default: all subsets), since on a CPU they cost far more per pair.
+    """
 
     def run(
         name: str,
@@ -110,19 +133,40 @@ def run_accuracy(bench_out: Path, bench_cache: Path) -> Callable[..., list[dict[
         published: dict[str, float] | None = None,
         notes: Sequence[str] = (),
         bootstrap: int = 1000,
+        asna: Sequence[tuple[str, str | None]] | None = None,
+        asna_subsets: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        weights = os.environ.get("ASNA_WEIGHTS") or None
-        functions, labels, build_notes = _metric_functions(weights)
+        functions, labels, build_notes, asna_weights = _metric_functions(
+            default_asna() if asna is None else asna
+        )
+        learned_subsets = set(subsets if asna_subsets is None else asna_subsets)
         cache = PredictionCache(bench_cache / f"{name}.predictions.csv", root=root)
         workers = int(os.environ.get("ASNA_BENCH_WORKERS", "2"))
-        predictions, failures = predict(
-            list(records), functions, cache, batch_size=4, workers=workers, desc=name
-        )
+        records = list(records)
         index = {(r.dist, r.ref): i for i, r in enumerate(records)}
+        baselines = {k: f for k, f in functions.items() if k not in asna_weights}
+        predictions, failures = predict(
+            records, baselines, cache, batch_size=4, workers=workers, desc=name
+        )
+        learned_rows = sorted({index[(r.dist, r.ref)] for s in learned_subsets for r in subsets[s]})
+        learned = {k: f for k, f in functions.items() if k in asna_weights}
+        if learned and learned_rows:
+            subset_records = [records[i] for i in learned_rows]
+            learned_pred, learned_fail = predict(
+                subset_records, learned, cache, batch_size=4, workers=workers, desc=name
+            )
+            for key in learned:
+                column: list[float | None] = [None] * len(records)
+                for i, value in zip(learned_rows, learned_pred[key], strict=True):
+                    column[i] = value
+                predictions[key] = column
+                failures[key] = learned_fail.get(key, [])
         results = []
         for subset, members in subsets.items():
             rows = [index[(r.dist, r.ref)] for r in members]
             for key, label in labels.items():
+                if key in asna_weights and subset not in learned_subsets:
+                    continue
                 entry = evaluate_records(
                     [records[i] for i in rows],
                     [predictions[key][i] for i in rows],
@@ -146,12 +190,10 @@ def run_accuracy(bench_out: Path, bench_cache: Path) -> Callable[..., list[dict[
                 "published SRCC for comparison: "
                 + ", ".join(f"{k} {v}" for k, v in published.items())
             )
-        metadata = run_metadata(
-            f"pytest benchmarks ({name})",
-            weights=weights_metadata(weights)
-            if any(v == "asna" for v in labels.values())
-            else None,
-        )
+        metadata = run_metadata(f"pytest benchmarks ({name})")
+        metadata["weights"] = {
+            labels[key]: weights_metadata(weights) for key, weights in asna_weights.items()
+        }
         metadata["notes"] = [*build_notes, *notes]
         metadata["pairs"] = len(records)
         clean = [{k: v for k, v in e.items() if k not in ("pred", "target")} for e in results]

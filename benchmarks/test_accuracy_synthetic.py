@@ -1,9 +1,19 @@
 """Accuracy on KADID-protocol pairs synthesised from the shared reference photographs.
 
 Run: ``pytest benchmarks/test_accuracy_synthetic.py -m benchmark -s``
-(set ``ASNA_BENCH_CACHE`` to keep the synthesised images between runs, and
-``ASNA_BENCH_MAX_REFS`` to use a subset of the 92 references: synthesising
-one reference's 125 pairs takes about a minute of CPU).
+(set ``ASNA_BENCH_CACHE`` to keep the synthesised images between runs,
+``ASNA_BENCH_SYNTH`` to reuse pairs already made by ``asna-metric synth``
+(a folder with ``kodak24/labels.csv`` and ``cbsd68/labels.csv``, e.g. the
+training data; identity pairs are dropped), and ``ASNA_BENCH_MAX_REFS`` to
+use a subset of the 92 references: synthesising one reference's 125 pairs
+takes 15-60 s of CPU).
+
+ASNA is scored on the held-out references only (it costs far more per pair
+than the baselines on a CPU): the default weights (or ``ASNA_WEIGHTS``) on the
+content-disjoint split, and the leave-types-out model
+(``ASNA_WEIGHTS_LTO``, default ``training/runs/asna_cpu_leave_types_out/
+best.safetensors``, trained with ``configs/asna_cpu_leave_types_out.toml``
+without the held-out types) on held-out references x held-out types.
 
 KADID-10k's 25 distortion types at its 5 levels are applied to
 ``refs/kodak24`` and ``refs/cbsd68`` and every pair is labelled with KADID's
@@ -31,6 +41,8 @@ from asna_metric.data.splits import leave_types_out, split_by_reference
 pytestmark = pytest.mark.benchmark
 
 REF_SETS = ("kodak24", "cbsd68")
+REPO = Path(__file__).resolve().parents[1]
+LTO_WEIGHTS = REPO / "training" / "runs" / "asna_cpu_leave_types_out" / "best.safetensors"
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 PUBLISHED_KADID = {"psnr": 0.68, "ssim": 0.72, "ms_ssim": 0.80}
 
@@ -65,8 +77,20 @@ def test_accuracy_on_synthetic_kadid_protocol(
     if not sets:
         pytest.skip(f"no reference photographs under {shared_data_root / 'refs'}")
     records = []
-    synth_root = bench_cache / "synth"
+    reuse = os.environ.get("ASNA_BENCH_SYNTH")
+    synth_root = Path(reuse) if reuse else bench_cache / "synth"
     for name, paths in sets.items():
+        if reuse:
+            labels = synth_root / name / "labels.csv"
+            if not labels.is_file():
+                pytest.skip(f"ASNA_BENCH_SYNTH={reuse} has no {name}/labels.csv")
+            stems = {p.stem for p in paths}
+            records += [
+                r
+                for r in read_labels_csv(labels, synth_root / name, dataset="KADID-10k")
+                if r.dis_type != "identity" and Path(r.ref).stem in stems
+            ]
+            continue
         inputs = bench_cache / "refs" / name
         if inputs.exists():
             shutil.rmtree(inputs)
@@ -83,6 +107,8 @@ def test_accuracy_on_synthetic_kadid_protocol(
     val_keys = {(r.dist, r.ref) for r in val}
     both = [r for r in held_types if (r.dist, r.ref) in val_keys]
     refs = {name: len(paths) for name, paths in sets.items()}
+    lto = os.environ.get("ASNA_WEIGHTS_LTO") or str(LTO_WEIGHTS)
+    asna = [("asna", os.environ.get("ASNA_WEIGHTS") or None), ("asna-leave-types-out", lto)]
     results = run_accuracy(
         "KADID-synth",
         list(dataset),
@@ -94,6 +120,8 @@ def test_accuracy_on_synthetic_kadid_protocol(
         },
         root=synth_root,
         published=PUBLISHED_KADID,
+        asna=asna,
+        asna_subsets=("val-refs", "val-refs+held-out-types"),
         notes=[
             f"references: {refs}; pairs: {len(dataset)}; held-out types: "
             f"{', '.join(held_types.dis_types)}",
