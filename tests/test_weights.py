@@ -402,6 +402,32 @@ def test_embedded_copy_preferred(
     assert spy_download == []
 
 
+def test_embedded_only_weights_without_hub_revision(
+    saved: tuple[Path, list[torch.nn.Module]],
+    monkeypatch: pytest.MonkeyPatch,
+    spy_download: list[dict[str, object]],
+) -> None:
+    path, _ = saved
+    spec = W.WeightsSpec(
+        "tiny-local-only",
+        REPO,
+        None,
+        "tiny.safetensors",
+        W.sha256_file(path),
+        embedded="tiny.safetensors",
+    )
+    monkeypatch.setitem(W.REGISTRY, spec.name, spec)
+    monkeypatch.setattr(W, "_embedded_path", lambda name: path if name == spec.embedded else None)
+    assert W.resolve_weights(spec.name) == path
+    # The embedded copy missing: no Hub revision to fall back on, and no download attempt.
+    monkeypatch.setattr(W, "_embedded_path", lambda name: None)
+    with pytest.raises(W.WeightsNotFoundError, match="not on the Hub yet"):
+        W.resolve_weights(spec.name)
+    assert spy_download == []
+    with pytest.raises(InputError, match="only be None for embedded"):
+        W.WeightsSpec("no-pin", REPO, None, "tiny.safetensors", "a" * 64)
+
+
 def test_upload_script_dry_run_needs_yes(
     saved: tuple[Path, list[torch.nn.Module]], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -270,7 +270,8 @@ class ASNA(nn.Module):
         if self.weights_revision is not None:
             origin = f"revision={self.weights_revision!r}"
         elif self.weights_sha256 is not None:
-            origin = f"revision=None (local file, sha256={self.weights_sha256[:16]}...)"
+            # Local files and embedded weights not yet on the Hub: the hash identifies them.
+            origin = f"revision=None, sha256={self.weights_sha256[:16]}..."
         else:
             origin = "revision=None (networks in memory)"
         return (

@@ -79,7 +79,10 @@ class WeightsSpec:
         name: Registry name, e.g. ``"asna-kadid-synth"``.
         repo_id: Hugging Face Hub model repository, ``"org/name"``.
         revision: Full 40-character commit hash of the file's Hub revision
-            (never a branch name: a branch can move and change the scores).
+            (never a branch name: a branch can move and change the scores),
+            or ``None`` for weights that ship embedded in the package and
+            have not been uploaded yet: they are then identified by their
+            sha256 alone and never fetched from the Hub.
         filename: File name inside the repository (``*.safetensors``).
         sha256: Hex sha256 of the file, checked after every resolve.
         embedded: File name under ``asna_metric/_weights/`` when a copy ships
@@ -92,7 +95,7 @@ class WeightsSpec:
 
     name: str
     repo_id: str
-    revision: str
+    revision: str | None
     filename: str
     sha256: str
     embedded: str | None = None
@@ -109,7 +112,12 @@ class WeightsSpec:
                 f"WeightsSpec {self.name!r}: repo_id must look like 'org/name'; got "
                 f"{self.repo_id!r}."
             )
-        if not _HEX40.fullmatch(self.revision):
+        if self.revision is None and self.embedded is None:
+            raise InputError(
+                f"WeightsSpec {self.name!r}: revision may only be None for embedded weights; "
+                "upload the file (scripts/upload_weights.py) and pin the commit it prints."
+            )
+        if self.revision is not None and not _HEX40.fullmatch(self.revision):
             raise InputError(
                 f"WeightsSpec {self.name!r}: revision must be a full 40-character lowercase "
                 f"hex commit hash; got {self.revision!r}. Pin the commit that "
@@ -328,9 +336,18 @@ def _resolve_registered(
             _verify_sha256(path, spec.sha256, spec.name)
             return path
         logger.debug("embedded copy %s of %s not found; using the Hub", spec.embedded, spec.name)
+    if spec.revision is None and revision is None:
+        raise WeightsNotFoundError(
+            f"weights {spec.name!r} ship inside the package ({spec.embedded}) and are not on "
+            "the Hub yet, but the embedded file is missing from this installation. Reinstall "
+            "asna-metric (`pip install --force-reinstall asna-metric`) or pass a local "
+            ".safetensors path."
+        )
+    hub_revision = revision if revision is not None else spec.revision
+    assert hub_revision is not None  # the embedded-only case raised above
     path = _hub_download(
         spec,
-        revision=spec.revision if revision is None else revision,
+        revision=hub_revision,
         cache_dir=cache_dir,
         local_files_only=_offline_from_env() if local_files_only is None else local_files_only,
     )
