@@ -1,4 +1,4 @@
-"""``asna-metric score`` and ``asna-metric score-dir``: score image pairs from the shell.
+"""``asna-metric score``, ``score-dir`` and ``map``: score image pairs from the shell.
 
 ``score DIST REF`` prints one score. ``score-dir DIST_DIR REF_DIR --out
 scores.csv`` scores every pair of images with the same relative path in both
@@ -8,6 +8,11 @@ paths relative to the two folders), and resuming an interrupted run from the
 rows already in the CSV. The settings of a run (weights, revision,
 self-ensemble, version) are kept beside the CSV in ``<out>.json``; a resume
 with different settings is refused, so one file never mixes two models.
+
+``map DIST REF --out heat.png`` draws the quality map over the distorted image
+(colour bar on the score scale, pooled score in the title); ``--raw map.npy``
+also saves the float32 map ``(H, W)`` and, beside it, the pooling weights as
+``map.weights.npy`` (``score = (weights * map).sum() / weights.sum()``).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ _SELF_ENSEMBLE = ("none", "flips", "full")
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``score`` and ``score-dir`` subcommands.
+    """Add the ``score``, ``score-dir`` and ``map`` subcommands.
 
     Args:
         subparsers: The object returned by ``ArgumentParser.add_subparsers``.
@@ -115,11 +120,69 @@ def register(subparsers: Any) -> None:
     )
     score_dir.set_defaults(func=_run_score_dir)
 
+    quality_map = subparsers.add_parser(
+        "map",
+        help="draw where DIST is worse than REF (a heatmap of the quality map)",
+        description=(
+            "Compute the ASNA quality map of DIST against REF and draw it over DIST with a "
+            "colour bar on the score scale (1 = identical, lower = worse) and the pooled score "
+            "in the title. The score is printed on stdout. --raw also saves the map as a "
+            "float32 (H, W) .npy array and the pooling weights beside it as <name>.weights.npy: "
+            "score = (weights * map).sum() / weights.sum()."
+        ),
+    )
+    quality_map.add_argument("dist", type=Path, help="distorted image file")
+    quality_map.add_argument("ref", type=Path, help="reference image file")
+    quality_map.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="heatmap image to write (.png; .jpg, .pdf and .svg work too)",
+    )
+    quality_map.add_argument(
+        "--raw",
+        type=Path,
+        default=None,
+        metavar="MAP.npy",
+        help="also save the float32 map (H, W) here, and the pooling weights as MAP.weights.npy",
+    )
+    add_model_options(quality_map)
+    quality_map.add_argument(
+        "--alpha",
+        type=_unit_float,
+        default=0.5,
+        help="opacity of the map over the image, 0..1 (default: 0.5)",
+    )
+    quality_map.add_argument(
+        "--range",
+        dest="value_range",
+        choices=("score", "auto"),
+        default="score",
+        help="colour bar span: the score scale 0..1, comparable between images (default), or "
+        "the map's own min..max (more contrast)",
+    )
+    quality_map.add_argument(
+        "--with-ref",
+        action="store_true",
+        help="draw the reference and the distorted image beside the heatmap",
+    )
+    quality_map.set_defaults(func=_run_map)
+
 
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
     return value
 
 
@@ -159,7 +222,7 @@ def _weights_provenance(weights: str) -> dict[str, str]:
         spec = w.REGISTRY[weights]
         return {
             "weights": spec.name,
-            "weights_revision": spec.revision,
+            "weights_revision": spec.revision or "embedded (not on the Hub)",
             "weights_sha256": spec.sha256,
         }
     path = w.resolve_weights(weights)  # raises for unknown names and missing files
@@ -208,6 +271,68 @@ def _run_score(args: argparse.Namespace) -> int:
         print(json.dumps(record, indent=2))
     else:
         print(f"{score:.6f}")
+    return 0
+
+
+# --- map ------------------------------------------------------------------------------
+
+
+def _raw_paths(raw: Path) -> tuple[Path, Path]:
+    """The map and weights files of ``--raw``: ``map.npy`` and ``map.weights.npy``."""
+    if raw.suffix.lower() != ".npy":
+        raise InputError(f"--raw must name a .npy file; got '{raw}'. Use e.g. --raw map.npy.")
+    return raw, raw.with_name(raw.stem + ".weights.npy")
+
+
+def _run_map(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from asna_metric.inputs import check_pair, to_batch
+    from asna_metric.metric import ASNA
+    from asna_metric.viz import save_heatmap
+
+    out: Path = args.out
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff"):
+        raise InputError(
+            f"--out must name an image file (.png, .jpg, .pdf, .svg, .tif); got '{out}'. "
+            "Use e.g. --out heat.png."
+        )
+    raw = _raw_paths(args.raw) if args.raw is not None else None
+    try:  # fail before the model is loaded
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise InputError(
+            "asna-metric map needs matplotlib to draw: pip install 'asna-metric[eval]'."
+        ) from exc
+    device = _device(args.device)
+    dist = to_batch(args.dist, name="dist")
+    ref = to_batch(args.ref, name="ref")
+    check_pair(dist, ref)
+    model = ASNA(weights=args.weights, self_ensemble=args.self_ensemble).to(device)
+    with torch.no_grad():
+        quality, weights = model.map(dist.to(device), ref.to(device), return_weights=True)
+    quality, weights = quality.float().cpu()[0, 0], weights.float().cpu()[0, 0]
+    score = float((weights * quality).sum() / weights.sum())
+    name = model.weights_name
+    save_heatmap(
+        out,
+        dist,
+        quality,
+        ref=ref if args.with_ref else None,
+        score=score,
+        title=f"{args.dist.name} vs {args.ref.name} ({name}, self-ensemble {args.self_ensemble})",
+        alpha=args.alpha,
+        value_range="auto" if args.value_range == "auto" else (0.0, 1.0),
+    )
+    written = [out]
+    if raw is not None:
+        raw[0].parent.mkdir(parents=True, exist_ok=True)
+        np.save(raw[0], quality.numpy().astype(np.float32))
+        np.save(raw[1], weights.numpy().astype(np.float32))
+        written += list(raw)
+    print(f"{score:.6f}")
+    print(f"map: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
 
 

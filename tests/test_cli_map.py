@@ -1,0 +1,166 @@
+"""``asna-metric map``: heatmap PNG, raw map and weights, errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from asna_metric import weights as W
+from asna_metric.cli import main
+from asna_metric.nets import build_net
+
+TINY = {
+    "encoder_widths": [2, 2, 4, 4],
+    "decoder_widths": [4, 4, 4, 4],
+    "head_widths": [4, 4],
+    "attention_width": 2,
+    "residual_blocks": 1,
+    "head_hidden": 4,
+}
+MODEL = ["--self-ensemble", "none", "--device", "cpu"]
+HEIGHT, WIDTH = 45, 70  # odd sizes: padded inside the metric, cropped back in the map
+
+
+@pytest.fixture
+def tiny_weights(tmp_path: Path) -> Path:
+    torch.manual_seed(7)
+    return W.save_ensemble(
+        tmp_path / "weights" / "tiny.safetensors", [build_net("asna", TINY)], name="tiny-map"
+    )
+
+
+@pytest.fixture
+def images(tmp_path: Path, assets: Path) -> tuple[Path, Path]:
+    """A small pair cut from the sample pair."""
+    paths = []
+    for name in ("dist", "ref"):
+        full = np.asarray(Image.open(assets / "asna_pair" / f"{name}.png").convert("RGB"))
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(full[100 : 100 + HEIGHT, 60 : 60 + WIDTH]).save(path)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def _direct_score(weights: Path, dist: Path, ref: Path) -> float:
+    from asna_metric.metric import ASNA
+
+    with torch.no_grad():
+        return float(ASNA(weights, self_ensemble="none")(dist, ref)[0])
+
+
+def test_map_writes_heatmap_raw_map_and_weights(
+    tmp_path: Path,
+    tiny_weights: Path,
+    images: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dist, ref = images
+    out, raw = tmp_path / "out" / "heat.png", tmp_path / "raw" / "map.npy"
+    args = ["map", str(dist), str(ref), "--out", str(out), "--raw", str(raw)]
+    code = main([*args, "--weights", str(tiny_weights), *MODEL])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    score = float(captured.out.strip())
+    assert score == pytest.approx(_direct_score(tiny_weights, dist, ref), abs=1e-5)
+    assert str(out) in captured.err
+
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        pixels = np.asarray(image.convert("RGB"))
+    assert WIDTH <= width < 3000 and HEIGHT <= height < 2000
+    assert pixels.std() > 10  # something was drawn
+
+    quality = np.load(raw)
+    weights = np.load(tmp_path / "raw" / "map.weights.npy")
+    assert quality.shape == weights.shape == (HEIGHT, WIDTH)
+    assert quality.dtype == weights.dtype == np.float32
+    assert quality.min() >= 0 and quality.max() <= 1 and quality.std() > 0
+    assert weights.min() > 0 and weights.sum() == pytest.approx(1.0, abs=1e-4)
+    assert float((weights * quality).sum() / weights.sum()) == pytest.approx(score, abs=1e-5)
+
+
+def test_map_with_ref_draws_three_panels(
+    tmp_path: Path, tiny_weights: Path, images: tuple[Path, Path]
+) -> None:
+    dist, ref = images
+    widths = []
+    for extra in ([], ["--with-ref", "--range", "auto", "--alpha", "0.8"]):
+        out = tmp_path / f"heat{len(extra)}.png"
+        argv = ["map", str(dist), str(ref), "--out", str(out), "--weights", str(tiny_weights)]
+        code = main([*argv, *MODEL, *extra])
+        assert code == 0
+        with Image.open(out) as image:
+            widths.append(image.size[0])
+    assert widths[1] > 2 * widths[0] * 0.9
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dist": "missing.png"}, "no such file"),
+        ({"ref": "missing.png"}, "no such file"),
+        ({"out": "heat.txt"}, "--out must name an image file"),
+        ({"raw": "map.csv"}, "--raw must name a .npy file"),
+        ({"weights": "no-such-weights"}, "unknown weights"),
+    ],
+)
+def test_map_bad_arguments_exit_2_with_a_clear_message(
+    tmp_path: Path,
+    tiny_weights: Path,
+    images: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, str],
+    message: str,
+) -> None:
+    values = {
+        "dist": str(images[0]),
+        "ref": str(images[1]),
+        "out": str(tmp_path / "heat.png"),
+        "raw": str(tmp_path / "map.npy"),
+        "weights": str(tiny_weights),
+    }
+    values.update({k: str(tmp_path / v) if k != "weights" else v for k, v in change.items()})
+    argv = ["map", values["dist"], values["ref"], "--out", values["out"], "--raw", values["raw"]]
+    code = main([*argv, "--weights", values["weights"], *MODEL])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("asna-metric map: error:") and message in err
+    assert not (tmp_path / "heat.png").exists() and not (tmp_path / "map.npy").exists()
+
+
+def test_map_size_mismatch_exits_2(
+    tmp_path: Path,
+    tiny_weights: Path,
+    images: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dist, _ = images
+    ref = tmp_path / "small.png"
+    Image.open(dist).crop((0, 0, 40, 40)).save(ref)
+    code = main(["map", str(dist), str(ref), "--out", str(tmp_path / "h.png"), *MODEL])
+    assert code == 2 and "same shape" in capsys.readouterr().err
+
+
+def test_map_alpha_out_of_range_is_a_usage_error(images: tuple[Path, Path], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["map", *map(str, images), "--out", str(tmp_path / "h.png"), "--alpha", "1.5"])
+    assert info.value.code == 2
+
+
+def test_map_without_matplotlib_names_the_extra(
+    tmp_path: Path,
+    tiny_weights: Path,
+    images: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    argv = ["map", *map(str, images), "--out", str(tmp_path / "h.png")]
+    code = main([*argv, "--weights", str(tiny_weights), *MODEL])
+    assert code == 2 and "asna-metric[eval]" in capsys.readouterr().err
