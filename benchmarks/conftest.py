@@ -11,6 +11,8 @@ Environment:
 * ``ASNA_BENCH_CACHE``: where synthesised pairs and per-pair predictions are
   kept between runs (default: a temporary folder, so nothing is reused).
 * ``ASNA_BENCH_OUT``: where the JSON results go (default: a temporary folder).
+* ``ASNA_SELF_ENSEMBLE``: ASNA's test-time self-ensemble (none, flips, full;
+  default: the package default).
 * ``ASNA_WEIGHTS``: ASNA weights (registry name or ``.safetensors`` path);
   the default weights when unset. ASNA is skipped, with the reason, when
   they cannot be loaded.
@@ -97,13 +99,14 @@ def _metric_functions(
     for name in BASELINES:
         functions[name] = build_metric(name)
         labels[name] = name
+    mode = os.environ.get("ASNA_SELF_ENSEMBLE") or None
     for label, weights in asna:
         try:
-            fn = build_metric("asna", weights=weights)
+            fn = build_metric("asna", weights=weights, self_ensemble=mode)
         except (ImportError, ValueError, OSError) as exc:  # InputError, missing file, bad weights
             notes.append(f"{label} skipped: {type(exc).__name__}: {exc}")
             continue
-        key = metric_key("asna", weights)
+        key = metric_key("asna", weights, mode)
         functions[key] = fn
         labels[key] = label
         asna_weights[key] = weights

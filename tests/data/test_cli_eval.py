@@ -214,3 +214,15 @@ def test_eval_runs_asna_with_a_weights_file(tiny_set: tuple[Path, Path], tmp_pat
     assert first["metric"] == "asna" and first["n"] == 16
     assert first["metric_key"].startswith("asna@tiny.safetensors#")
     assert "--weights" in document["metadata"]["command"]
+
+
+def test_metric_key_separates_weights_files_and_self_ensemble_modes(tmp_path: Path) -> None:
+    from asna_metric.data._cli_eval import metric_key
+
+    assert metric_key("psnr", "anything", "full") == "psnr"
+    first = tmp_path / "a.safetensors"
+    first.write_bytes(b"one")
+    key_none = metric_key("asna", str(first), "none")
+    assert key_none != metric_key("asna", str(first), "flips")
+    first.write_bytes(b"two")  # retrained weights under the same file name
+    assert metric_key("asna", str(first), "none") != key_none

@@ -108,6 +108,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"(default: {' '.join(_DEFAULT_METRICS)})",
     )
     metrics.add_argument("--weights", help="ASNA weights: registry name or .safetensors path")
+    metrics.add_argument(
+        "--self-ensemble",
+        choices=("none", "flips", "full"),
+        default=None,
+        help="ASNA test-time self-ensemble (default: the metric's default, flips)",
+    )
     metrics.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
     metrics.add_argument("--batch-size", type=int, default=8, help="pairs per batch (8)")
     metrics.add_argument(
@@ -200,31 +206,39 @@ def _collate(batch: list[Any]) -> list[Any]:
 # --------------------------------------------------------------------------- cache
 
 
-def metric_key(name: str, weights: str | None = None) -> str:
+def metric_key(name: str, weights: str | None = None, self_ensemble: str | None = None) -> str:
     """Identify a metric configuration in the prediction cache.
 
     Args:
         name: Metric name.
         weights: Weights name or path (learned metrics only).
+        self_ensemble: Self-ensemble mode (learned metrics only; ``None``
+            is the metric's default).
 
     Returns:
-        ``name`` for baselines; ``asna@<weights>`` for ASNA, where a file is
-        identified by its name and the start of its sha256.
+        ``name`` for baselines; ``asna@<weights>#<sha256 start>/<mode>`` for
+        ASNA, so that new weights or another mode never reuse old predictions.
     """
+    import inspect
+
     from asna_metric.data.baselines import METRICS
 
     if not METRICS[name].uses_weights:
         return name
-    if weights is None:
-        from asna_metric.weights import DEFAULT_WEIGHTS
+    from asna_metric.metric import ASNA
+    from asna_metric.weights import DEFAULT_WEIGHTS, REGISTRY, sha256_file
 
-        return f"{name}@{DEFAULT_WEIGHTS}"
+    if self_ensemble is None:
+        self_ensemble = inspect.signature(ASNA).parameters["self_ensemble"].default
+    weights = DEFAULT_WEIGHTS if weights is None else weights
     path = Path(weights).expanduser()
-    if path.is_file():
-        from asna_metric.weights import sha256_file
-
-        return f"{name}@{path.name}#{sha256_file(path)[:12]}"
-    return f"{name}@{weights}"
+    if weights in REGISTRY:
+        ident = f"{weights}#{REGISTRY[weights].sha256[:12]}"
+    elif path.is_file():
+        ident = f"{path.name}#{sha256_file(path)[:12]}"
+    else:
+        ident = weights
+    return f"{name}@{ident}/{self_ensemble}"
 
 
 @dataclass
@@ -732,9 +746,12 @@ def _run(args: argparse.Namespace) -> int:
         if cache_path is None and args.json is not None:
             cache_path = args.json.with_name(args.json.stem + ".predictions.csv")
     cache = PredictionCache(cache_path, root=dataset.root)
-    keys = {name: metric_key(name, args.weights) for name in names}
+    keys = {name: metric_key(name, args.weights, args.self_ensemble) for name in names}
     functions = {
-        keys[name]: build_metric(name, weights=args.weights, device=device) for name in names
+        keys[name]: build_metric(
+            name, weights=args.weights, device=device, self_ensemble=args.self_ensemble
+        )
+        for name in names
     }
     logger.info(
         "%s: %d pairs, %d references; metrics %s; %d cached predictions",

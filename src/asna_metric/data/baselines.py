@@ -214,16 +214,24 @@ class MetricSpec:
 
 
 def _plain(fn: MetricFn) -> Callable[..., MetricFn]:
-    def build(weights: str | None = None, device: str | torch.device = "cpu") -> MetricFn:
+    def build(
+        weights: str | None = None, device: str | torch.device = "cpu", self_ensemble: Any = None
+    ) -> MetricFn:
         return fn
 
     return build
 
 
-def _build_asna(weights: str | None = None, device: str | torch.device = "cpu") -> MetricFn:
+def _build_asna(
+    weights: str | None = None,
+    device: str | torch.device = "cpu",
+    self_ensemble: Any = None,
+) -> MetricFn:
     from asna_metric.metric import ASNA
+    from asna_metric.weights import DEFAULT_WEIGHTS
 
-    model = ASNA() if weights is None else ASNA(weights=weights)
+    options = {} if self_ensemble is None else {"self_ensemble": self_ensemble}
+    model = ASNA(weights=DEFAULT_WEIGHTS if weights is None else weights, **options)
     model = model.to(device)
 
     def run(dist: Tensor, ref: Tensor) -> Tensor:
@@ -254,7 +262,11 @@ METRICS: dict[str, MetricSpec] = {
 
 
 def build_metric(
-    name: str, *, weights: str | None = None, device: str | torch.device = "cpu"
+    name: str,
+    *,
+    weights: str | None = None,
+    device: str | torch.device = "cpu",
+    self_ensemble: str | None = None,
 ) -> MetricFn:
     """Build a registered metric's scoring function.
 
@@ -263,6 +275,8 @@ def build_metric(
             ``"ms_ssim"``).
         weights: Weights name or ``.safetensors`` path for learned metrics.
         device: Device to run on.
+        self_ensemble: Test-time self-ensemble of learned metrics
+            (``"none"``, ``"flips"``, ``"full"``; ``None``: the metric's default).
 
     Returns:
         ``fn(dist, ref) -> (N,)``.
@@ -275,4 +289,4 @@ def build_metric(
         raise InputError(
             f"unknown metric {name!r}: expected one of {sorted(METRICS)}. Check the spelling."
         )
-    return METRICS[key].build(weights=weights, device=device)
+    return METRICS[key].build(weights=weights, device=device, self_ensemble=self_ensemble)
