@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import math
 import os
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asna_metric.ensemble import SelfEnsembleMode, View, apply_views, invert_dihedral, views
-from asna_metric.errors import InputError
+from asna_metric.errors import InputError, WeightsIntegrityError
 from asna_metric.inputs import check_pair, to_batch
 from asna_metric.nets import PairQualityNet
 from asna_metric.weights import DEFAULT_WEIGHTS
@@ -235,6 +236,7 @@ class ASNA(nn.Module):
         self.weights_revision = revision
         self.weights_sha256 = sha256
         self.weights_metadata = dict(metadata)
+        self.calibration_scale, self.calibration_offset = _calibration(metadata)
         self.self_ensemble: str = self_ensemble
         self.views: tuple[View, ...] = views(self_ensemble)
         if isinstance(tile_size, bool) or not isinstance(tile_size, int):
@@ -427,7 +429,11 @@ class ASNA(nn.Module):
                 qualities.append(_stitch([[col[v] for col in row] for row in q_rows]))
                 weights.append(_stitch([[col[v] for col in row] for row in w_rows]))
         counts = _valid_counts(height, width, padded_h, padded_w, self.map_stride, dist.device)
-        return torch.stack(qualities), torch.stack(weights), counts
+        quality = torch.stack(qualities)
+        if (self.calibration_scale, self.calibration_offset) != (1.0, 0.0):
+            # Per location, so the map's weighted mean is still exactly the score.
+            quality = quality * self.calibration_scale + self.calibration_offset
+        return quality, torch.stack(weights), counts
 
     def _tile_maps(
         self, net: PairQualityNet, dist: Tensor, ref: Tensor
@@ -544,6 +550,34 @@ class ASNALoss(nn.Module):
         if self.reduction == "sum":
             return loss.sum()
         return loss
+
+
+def _calibration(metadata: dict[str, str]) -> tuple[float, float]:
+    """Read the affine calibration ``quality = scale * raw + offset`` of a weights file.
+
+    Trained networks' raw outputs are on a compressed scale; the calibration,
+    fitted on training pairs (``scripts/calibrate_weights.py``) and stored in
+    the file's metadata as ``{"scale": a, "offset": b}`` with ``a > 0``, maps
+    them onto the quality scale (about 1 for identical images). Being affine
+    and increasing, it changes no rank or linear correlation.
+    """
+    raw = metadata.get("calibration")
+    if not raw:
+        return 1.0, 0.0
+    try:
+        values = json.loads(raw)
+        scale, offset = float(values["scale"]), float(values["offset"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise WeightsIntegrityError(
+            f'weights metadata \'calibration\' must be JSON {{"scale": a, "offset": b}}; '
+            f"got {raw!r}. Re-save the file with scripts/calibrate_weights.py."
+        ) from exc
+    if not (math.isfinite(scale) and math.isfinite(offset)) or scale <= 0:
+        raise WeightsIntegrityError(
+            f"weights calibration must be finite with a positive scale; got scale={scale}, "
+            f"offset={offset}."
+        )
+    return scale, offset
 
 
 def _check_reduction(reduction: str) -> None:

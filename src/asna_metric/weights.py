@@ -140,10 +140,27 @@ class WeightsSpec:
             )
 
 
-REGISTRY: dict[str, WeightsSpec] = {}
+REGISTRY: dict[str, WeightsSpec] = {
+    spec.name: spec
+    for spec in (
+        WeightsSpec(
+            name="asna-kadid-synth",
+            repo_id="asna-metric/asna-kadid-synth",
+            revision=None,  # not uploaded yet: embedded in the package, identified by sha256
+            filename="asna-kadid-synth.safetensors",
+            sha256="bd18e27a8a3036f14872a9e362d8602202eca0939bd399c570848e5d3da87496",
+            embedded="asna-kadid-synth.safetensors",
+            description=(
+                "ASNA (attention) + plain Siamese-Difference networks trained on KADID-protocol "
+                "synthetic pairs (25 KADID-10k distortion types x 5 levels on 92 photographs, "
+                "KADID human cell-mean labels), CPU recipe, seed 0; see docs/model_card.md"
+            ),
+        ),
+    )
+}
 """Released weights by name.
 
-Empty until the first trained ensemble is uploaded: ``scripts/upload_weights.py``
+Upload new weights with ``scripts/upload_weights.py``
 prints the revision and sha256 of an upload, which are then added here as a
 ``WeightsSpec`` (the default, :data:`DEFAULT_WEIGHTS`, with ``embedded`` set
 and its file copied to ``src/asna_metric/_weights/``). Until then, pass a
@@ -541,6 +558,10 @@ def save_ensemble(
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        # mkstemp creates the file private (0600); give it the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

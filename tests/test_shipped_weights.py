@@ -1,0 +1,97 @@
+"""Properties of the shipped default weights (``asna-kadid-synth``).
+
+The golden values pin the scores of the two real sample pairs for the
+weights whose sha256 is checked first: retraining changes them, and the new
+values go in together with the new registry entry and a CHANGELOG line.
+Tolerance 1e-3 absolute: results are bitwise repeatable on one machine
+(deterministic CPU kernels), but float32 convolutions may differ in the last
+bits between CPUs and torch builds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from asna_metric import ASNA
+from asna_metric.data.distortions import distort
+from asna_metric.data.kadid_cells import KADID_CELL_MOS
+from asna_metric.inputs import to_batch
+from asna_metric.weights import DEFAULT_WEIGHTS, REGISTRY, resolve_weights, sha256_file
+
+GOLDEN_SHA256 = "bd18e27a8a3036f14872a9e362d8602202eca0939bd399c570848e5d3da87496"
+GOLDEN = {
+    # (pair, self_ensemble): score
+    ("asna_pair", "none"): 0.141732,
+    ("asna_pair", "flips"): 0.134175,
+    ("tid2013_i01", "none"): 0.374018,
+    ("tid2013_i01", "flips"): 0.373559,
+}
+PAIRS = {
+    "asna_pair": ("asna_pair/dist.png", "asna_pair/ref.png"),
+    "tid2013_i01": ("tid2013_i01/i01_01_5.png", "tid2013_i01/I01.png"),
+}
+TOLERANCE = 1e-3
+
+
+def test_default_weights_are_embedded_and_pinned() -> None:
+    spec = REGISTRY[DEFAULT_WEIGHTS]
+    path = resolve_weights(DEFAULT_WEIGHTS)
+    # Resolved from the copy inside the package: no Hub, no network.
+    assert spec.embedded and path.name == spec.embedded and path.parent.name == "_weights"
+    assert sha256_file(path) == spec.sha256 == GOLDEN_SHA256, (
+        "the default weights changed: update GOLDEN (and say so in CHANGELOG.md)"
+    )
+
+
+@pytest.mark.parametrize(("pair", "mode"), sorted(GOLDEN))
+def test_golden_scores_of_the_sample_pairs(assets: Path, pair: str, mode: str) -> None:
+    dist, ref = (assets / p for p in PAIRS[pair])
+    score = ASNA(self_ensemble=mode)(dist, ref)
+    assert score.shape == (1,)
+    assert score.item() == pytest.approx(GOLDEN[(pair, mode)], abs=TOLERANCE)
+
+
+@pytest.fixture(scope="module")
+def distortion_scores() -> tuple[float, dict[int, list[float]]]:
+    """Scores of the 25 KADID types x 5 levels applied to a photo unseen in training."""
+    torch.set_num_threads(1)
+    ref = to_batch(str(Path(__file__).parent / "assets" / "asna_pair" / "ref.png"), name="ref")
+    metric = ASNA(self_ensemble="none")
+    with torch.inference_mode():
+        identical = metric(ref, ref).item()
+        scores = {
+            t: metric(
+                torch.cat([distort(ref, t, level, seed=0) for level in range(1, 6)]),
+                ref.expand(5, -1, -1, -1),
+            ).tolist()
+            for t in range(1, 26)
+        }
+    return identical, scores
+
+
+@pytest.mark.slow
+def test_identical_pair_scores_highest(
+    distortion_scores: tuple[float, dict[int, list[float]]],
+) -> None:
+    identical, scores = distortion_scores
+    # Some level-1 settings leave the image (almost) unchanged: they may tie.
+    worst_excess = max(max(v) - identical for v in scores.values())
+    assert worst_excess <= 1e-4
+    assert identical > 0.75
+
+
+@pytest.mark.slow
+def test_scores_fall_as_the_level_rises_where_human_mos_falls(
+    distortion_scores: tuple[float, dict[int, list[float]]],
+) -> None:
+    _, scores = distortion_scores
+    violations = []
+    for t, values in scores.items():
+        mos = KADID_CELL_MOS[t]
+        for level in range(4):
+            if mos[level + 1] < mos[level] and values[level + 1] > values[level] + 1e-4:
+                violations.append((t, level + 1, values[level], values[level + 1]))
+    assert not violations, f"(type, level, score, next level's score): {violations}"
