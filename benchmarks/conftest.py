@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,43 @@ def bench_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = Path(os.environ.get("ASNA_BENCH_OUT") or tmp_path_factory.mktemp("bench_out"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture
+def write_json(tmp_path: Path) -> Callable[[str, dict[str, Any]], Path]:
+    """``write_json(name, payload)``: write ``payload`` with run info to ``$ASNA_BENCH_OUT/name``.
+
+    Without ``ASNA_BENCH_OUT`` the file goes to the test's ``tmp_path``.
+    """
+
+    def write(name: str, payload: dict[str, Any]) -> Path:
+        import torch
+
+        from asna_metric import __version__
+
+        root = Path(os.environ.get("ASNA_BENCH_OUT", tmp_path))
+        root.mkdir(parents=True, exist_ok=True)
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+        info = {
+            "commit": commit,
+            "asna_metric": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": "cpu",
+            "threads": torch.get_num_threads(),
+        }
+        path = root / name
+        path.write_text(json.dumps({**info, **payload}, indent=1) + "\n")
+        print(f"wrote {path}")
+        return path
+
+    return write
 
 
 @pytest.fixture(scope="session")

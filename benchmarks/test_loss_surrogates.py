@@ -9,13 +9,7 @@ not from the sorter's training sampler.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import platform
-import subprocess
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -38,33 +32,6 @@ SIZES = (8, 16, 32, 64, 128)
 KINDS = ("normal", "uniform", "beta", "lognormal")
 
 
-def write_json(name: str, payload: dict[str, Any], tmp_path: Path) -> Path:
-    """Write ``payload`` with run info to ``$ASNA_BENCH_OUT/name`` (else ``tmp_path/name``)."""
-    from asna_metric import __version__
-
-    root = Path(os.environ.get("ASNA_BENCH_OUT", tmp_path))
-    root.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).parent,
-    ).stdout.strip()
-    info = {
-        "commit": commit,
-        "asna_metric": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": "cpu",
-        "threads": torch.get_num_threads(),
-    }
-    path = root / name
-    path.write_text(json.dumps({**info, **payload}, indent=1) + "\n")
-    print(f"wrote {path}")
-    return path
-
-
 def draw(rng: np.random.Generator, kind: str, batch: int, n: int) -> np.ndarray:
     if kind == "normal":
         x = rng.normal(0.0, 2.0, (batch, n))
@@ -77,7 +44,7 @@ def draw(rng: np.random.Generator, kind: str, batch: int, n: int) -> np.ndarray:
     return x + 1e-4 * x.std() * rng.standard_normal(x.shape)  # ties-free
 
 
-def test_sorter_rank_error(tmp_path) -> None:
+def test_sorter_rank_error(write_json) -> None:
     rng = np.random.default_rng(2024)
     sorters = {"pairwise": load_sorter("pairwise"), "paper16": load_sorter("paper16")}
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -97,12 +64,12 @@ def test_sorter_rank_error(tmp_path) -> None:
                 row[kind] = float((est - exact_ranks(x)).abs().mean() * (n - 1))
             results.setdefault(method, {})[str(n)] = row
             print(f"{n:>4} " + " ".join(f"{row[k]:>10.3f}" for k in KINDS) + f"   {method}")
-    write_json("loss_surrogates_rank_error.json", {"mae_positions": results}, tmp_path)
+    write_json("loss_surrogates_rank_error.json", {"mae_positions": results})
     worst = max(max(r.values()) for r in results["pairwise"].values())
     assert worst < 0.5, f"learned sorter rank error {worst:.3f} positions"
 
 
-def test_surrogates_track_one_minus_srcc(tmp_path) -> None:
+def test_surrogates_track_one_minus_srcc(write_json) -> None:
     rng = np.random.default_rng(7)
     pairs = 400
     surrogates = {
@@ -140,5 +107,5 @@ def test_surrogates_track_one_minus_srcc(tmp_path) -> None:
         row = {name: float(spearmanr(v, true)[0]) for name, v in values.items() if v}
         results[str(n)] = row
         print(f"{n:>4} " + " ".join(f"{row.get(k, float('nan')):>17.4f}" for k in surrogates))
-    write_json("loss_surrogates_srcc.json", {"spearman_vs_true_1_minus_srcc": results}, tmp_path)
+    write_json("loss_surrogates_srcc.json", {"spearman_vs_true_1_minus_srcc": results})
     assert min(r["rank(pairwise)"] for r in results.values()) > 0.95

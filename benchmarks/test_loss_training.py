@@ -14,13 +14,8 @@ loss sees the same batches for a given seed.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import statistics
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,33 +38,6 @@ SEEDS = (0, 1, 2, 3, 4)
 STEPS = 1500
 BATCH = 16
 FEATURES = 10
-
-
-def write_json(name: str, payload: dict[str, Any], tmp_path: Path) -> Path:
-    """Write ``payload`` with run info to ``$ASNA_BENCH_OUT/name`` (else ``tmp_path/name``)."""
-    from asna_metric import __version__
-
-    root = Path(os.environ.get("ASNA_BENCH_OUT", tmp_path))
-    root.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).parent,
-    ).stdout.strip()
-    info = {
-        "commit": commit,
-        "asna_metric": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": "cpu",
-        "threads": torch.get_num_threads(),
-    }
-    path = root / name
-    path.write_text(json.dumps({**info, **payload}, indent=1) + "\n")
-    print(f"wrote {path}")
-    return path
 
 
 LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
@@ -118,7 +86,7 @@ def train(loss_fn: Callable[[Tensor, Tensor], Tensor], seed: int) -> float:
     return float(spearmanr(pred.numpy(), y_te.numpy())[0])
 
 
-def test_surrogates_in_training(tmp_path) -> None:
+def test_surrogates_in_training(write_json) -> None:
     results: dict[str, dict[str, Any]] = {}
     print(f"\nheld-out SRCC, MLP on synthetic data, {STEPS} steps, batch {BATCH}, seeds {SEEDS}")
     for name, fn in LOSSES.items():
@@ -138,5 +106,5 @@ def test_surrogates_in_training(tmp_path) -> None:
                 f"{name:>26}: paired gain over MSE {statistics.mean(diffs):+.4f} "
                 f"+- {statistics.stdev(diffs):.4f}"
             )
-    write_json("loss_training.json", {"steps": STEPS, "batch": BATCH, "results": results}, tmp_path)
+    write_json("loss_training.json", {"steps": STEPS, "batch": BATCH, "results": results})
     assert all(0.0 < r["mean"] <= 1.0 for r in results.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,18 @@ def _deterministic() -> None:
 
 
 @pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the test, restoring the previous count after it.
+
+    Small tensors: one thread is far faster than two on a loaded 2-core machine.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def generator() -> torch.Generator:
     """A seeded torch generator."""
     return torch.Generator().manual_seed(1234)
@@ -71,7 +84,9 @@ def assets() -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     """The shared data folder (labels, reference photographs); skips when absent."""
-    root = Path(os.environ.get("ASNA_SHARED_DATA", Path(__file__).parents[1] / ".." / "shared" / "data"))
+    root = Path(
+        os.environ.get("ASNA_SHARED_DATA", Path(__file__).parents[1] / ".." / "shared" / "data")
+    )
     if not (root / "labels").is_dir():
         pytest.skip(
             f"shared data not found at {root}: set ASNA_SHARED_DATA to the folder holding "

@@ -7,31 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from asna_metric import weights as W
 from asna_metric.cli import main
-from asna_metric.nets import build_net
+from helpers import direct_score, save_tiny_weights
 
-TINY = {
-    "encoder_widths": [2, 2, 4, 4],
-    "decoder_widths": [4, 4, 4, 4],
-    "head_widths": [4, 4],
-    "attention_width": 2,
-    "residual_blocks": 1,
-    "head_hidden": 4,
-}
 MODEL = ["--self-ensemble", "none", "--device", "cpu"]
 HEIGHT, WIDTH = 45, 70  # odd sizes: padded inside the metric, cropped back in the map
 
 
 @pytest.fixture
 def tiny_weights(tmp_path: Path) -> Path:
-    torch.manual_seed(7)
-    return W.save_ensemble(
-        tmp_path / "weights" / "tiny.safetensors", [build_net("asna", TINY)], name="tiny-map"
-    )
+    return save_tiny_weights(tmp_path / "weights" / "tiny.safetensors", seed=7, name="tiny-map")
 
 
 @pytest.fixture
@@ -44,13 +31,6 @@ def images(tmp_path: Path, assets: Path) -> tuple[Path, Path]:
         Image.fromarray(full[100 : 100 + HEIGHT, 60 : 60 + WIDTH]).save(path)
         paths.append(path)
     return paths[0], paths[1]
-
-
-def _direct_score(weights: Path, dist: Path, ref: Path) -> float:
-    from asna_metric.metric import ASNA
-
-    with torch.no_grad():
-        return float(ASNA(weights, self_ensemble="none")(dist, ref)[0])
 
 
 def test_map_writes_heatmap_raw_map_and_weights(
@@ -66,7 +46,7 @@ def test_map_writes_heatmap_raw_map_and_weights(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     score = float(captured.out.strip())
-    assert score == pytest.approx(_direct_score(tiny_weights, dist, ref), abs=1e-5)
+    assert score == pytest.approx(direct_score(tiny_weights, dist, ref), abs=1e-5)
     assert str(out) in captured.err
 
     with Image.open(out) as image:

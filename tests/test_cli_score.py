@@ -6,40 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from asna_metric import weights as W
 from asna_metric._version import __version__
 from asna_metric.cli import main
 from asna_metric.nets import build_net
+from helpers import TINY, direct_score, save_tiny_weights
 
-TINY = {
-    "encoder_widths": [2, 2, 4, 4],
-    "decoder_widths": [4, 4, 4, 4],
-    "head_widths": [4, 4],
-    "attention_width": 2,
-    "residual_blocks": 1,
-    "head_hidden": 4,
-}
 MODEL = ["--self-ensemble", "none", "--device", "cpu"]
 
 
 @pytest.fixture
 def tiny_weights(tmp_path: Path) -> Path:
-    torch.manual_seed(5)
-    return W.save_ensemble(
-        tmp_path / "weights" / "tiny.safetensors", [build_net("asna", TINY)], name="tiny-cli"
-    )
-
-
-def _direct_score(weights: Path, dist: Path, ref: Path) -> float:
-    from asna_metric.inputs import to_batch
-    from asna_metric.metric import ASNA
-
-    model = ASNA(weights=str(weights), self_ensemble="none")
-    with torch.no_grad():
-        return float(model(to_batch(dist, name="dist"), to_batch(ref, name="ref"))[0])
+    return save_tiny_weights(tmp_path / "weights" / "tiny.safetensors", seed=5, name="tiny-cli")
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -86,7 +66,7 @@ def test_score_prints_the_model_score(
     code = main(["score", str(dist), str(ref), "--weights", str(tiny_weights), *MODEL])
     out = capsys.readouterr().out
     assert code == 0
-    assert float(out) == pytest.approx(_direct_score(tiny_weights, dist, ref), abs=1e-6)
+    assert float(out) == pytest.approx(direct_score(tiny_weights, dist, ref), abs=1e-6)
 
 
 def test_score_json(tiny_weights: Path, assets: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,7 +127,7 @@ def test_score_dir_rows_and_errors(
     assert "no reference" in by_dist["orphan.png"]["error"]
     assert "no distorted image" in by_dist["lonely.png"]["error"]
     dist_dir, ref_dir = folders
-    expected = _direct_score(tiny_weights, dist_dir / "sub/d.png", ref_dir / "sub/d.png")
+    expected = direct_score(tiny_weights, dist_dir / "sub/d.png", ref_dir / "sub/d.png")
     assert float(by_dist["sub/d.png"]["score"]) == pytest.approx(expected, abs=2e-6)
     settings = json.loads(out.with_name("scores.csv.json").read_text())
     assert settings["weights"] == "tiny-cli" and settings["self_ensemble"] == "none"

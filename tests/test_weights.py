@@ -17,15 +17,8 @@ from asna_metric.errors import (
     WeightsNotFoundError,
 )
 from asna_metric.nets import build_net
+from helpers import TINY
 
-TINY = {
-    "encoder_widths": [2, 2, 4, 4],
-    "decoder_widths": [4, 4, 4, 4],
-    "head_widths": [4, 4],
-    "attention_width": 2,
-    "residual_blocks": 1,
-    "head_hidden": 4,
-}
 REPO = "asna-test/tiny"
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 
@@ -382,22 +375,30 @@ def test_revision_override_skips_pinned_hash(
     assert resolved == moved / "tiny.safetensors"
 
 
-def test_embedded_copy_preferred(
-    saved: tuple[Path, list[torch.nn.Module]],
-    monkeypatch: pytest.MonkeyPatch,
-    spy_download: list[dict[str, object]],
-) -> None:
-    path, _ = saved
+def _register_embedded(
+    monkeypatch: pytest.MonkeyPatch, name: str, path: Path, revision: str | None
+) -> W.WeightsSpec:
+    """Register ``name`` as weights shipped in the package, ``path`` being the embedded copy."""
     spec = W.WeightsSpec(
-        "tiny-embedded",
+        name,
         REPO,
-        REVISION,
+        revision,
         "tiny.safetensors",
         W.sha256_file(path),
         embedded="tiny.safetensors",
     )
     monkeypatch.setitem(W.REGISTRY, spec.name, spec)
     monkeypatch.setattr(W, "_embedded_path", lambda name: path if name == spec.embedded else None)
+    return spec
+
+
+def test_embedded_copy_preferred(
+    saved: tuple[Path, list[torch.nn.Module]],
+    monkeypatch: pytest.MonkeyPatch,
+    spy_download: list[dict[str, object]],
+) -> None:
+    path, _ = saved
+    spec = _register_embedded(monkeypatch, "tiny-embedded", path, REVISION)
     assert W.resolve_weights(spec.name) == path
     assert spy_download == []
 
@@ -408,16 +409,7 @@ def test_embedded_only_weights_without_hub_revision(
     spy_download: list[dict[str, object]],
 ) -> None:
     path, _ = saved
-    spec = W.WeightsSpec(
-        "tiny-local-only",
-        REPO,
-        None,
-        "tiny.safetensors",
-        W.sha256_file(path),
-        embedded="tiny.safetensors",
-    )
-    monkeypatch.setitem(W.REGISTRY, spec.name, spec)
-    monkeypatch.setattr(W, "_embedded_path", lambda name: path if name == spec.embedded else None)
+    spec = _register_embedded(monkeypatch, "tiny-local-only", path, None)
     assert W.resolve_weights(spec.name) == path
     # The embedded copy missing: no Hub revision to fall back on, and no download attempt.
     monkeypatch.setattr(W, "_embedded_path", lambda name: None)

@@ -186,22 +186,12 @@ def test_eval_usage_errors(tiny_set: tuple[Path, Path], capsys: pytest.CaptureFi
 
 
 def test_eval_runs_asna_with_a_weights_file(tiny_set: tuple[Path, Path], tmp_path: Path) -> None:
-    import torch
+    from helpers import TINY, save_tiny_weights
 
-    from asna_metric.nets import build_net
-    from asna_metric.weights import save_ensemble
-
-    config = {
-        "encoder_widths": [4, 4, 4, 4],
-        "decoder_widths": [4, 4, 4, 4],
-        "head_widths": [4, 4],
-        "head_hidden": 4,
-        "attention_width": 4,
-        "residual_blocks": 1,
-    }
-    torch.manual_seed(0)
-    weights = tmp_path / "tiny.safetensors"
-    save_ensemble(weights, [build_net("asna", config).eval()], name="tiny-eval")
+    config = {**TINY, "encoder_widths": [4, 4, 4, 4], "attention_width": 4}
+    weights = save_tiny_weights(
+        tmp_path / "tiny.safetensors", seed=0, name="tiny-eval", config=config
+    )
     labels, root = tiny_set
     out = tmp_path / "asna.json"
     args = _args(labels, root, "--json", str(out), "--bootstrap", "0")

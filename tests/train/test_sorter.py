@@ -25,14 +25,7 @@ from asna_metric.train.sorter import (
     standardize,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is far faster than two on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mae_positions(sorter: torch.nn.Module, x: torch.Tensor) -> float:

@@ -51,6 +51,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, overload
 from xml.etree import ElementTree
 
+from asna_metric.data.kadid_cells import KADID_TYPE_NAMES
 from asna_metric.errors import InputError
 
 __all__ = [
@@ -75,34 +76,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: KADID-10k's 25 distortion types, in the order of the type index in its file names.
-KADID_TYPES: tuple[str, ...] = (
-    "GBLUR",
-    "Lens_Blur",
-    "Motion_Blur",
-    "Color_Diffusion",
-    "Color_Shift",
-    "Color_Quantization",
-    "Saturation_Dist._HSV",
-    "Saturation_Dist._Lab",
-    "JP2K",
-    "JPEG",
-    "AWGN",
-    "AWGN_YCbCr",
-    "Impulse_Noise",
-    "Multiplicative_Noise",
-    "Denoising",
-    "Brighten",
-    "Darken",
-    "Mean_Shift",
-    "Jitter",
-    "Non-eccentricity_patch",
-    "Pixelate",
-    "Quantization",
-    "Color_Block",
-    "High_Sharpen",
-    "Contrast Dist.",
-)
+#: KADID-10k's 25 distortion types, in the order of the type index in its file names
+#: (the names in the generated :mod:`asna_metric.data.kadid_cells`).
+KADID_TYPES: tuple[str, ...] = KADID_TYPE_NAMES
 
 #: TID2013's 24 distortion types (TID2008 uses the first 17), by file-name index.
 TID2013_TYPES: tuple[str, ...] = (

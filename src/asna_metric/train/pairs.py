@@ -226,7 +226,27 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return math.ceil(self.total / self.world_size)
 
 
-class TrainPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
+class _PairRecords(Dataset[tuple[Tensor, Tensor, Tensor]]):
+    """Base of :class:`TrainPairs` and :class:`ValPairs`: pair records read through a store."""
+
+    def __init__(self, records: Sequence[Any], what: str, store: ImageStore | None) -> None:
+        _check_records(records, what)
+        self.records = list(records)
+        self.store = store if store is not None else ImageStore("memory")
+
+    def paths(self) -> list[str]:
+        """Every image path the dataset reads (for preloading).
+
+        Returns:
+            Distorted and reference paths.
+        """
+        return [p for r in self.records for p in _record_paths(r)]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+class TrainPairs(_PairRecords):
     """Random aligned crops of training pairs with their quality labels.
 
     Index it with ``(index, sample_seed)`` (what :class:`EpochSampler`
@@ -251,22 +271,9 @@ class TrainPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
         augment: PairAugment | None = None,
         store: ImageStore | None = None,
     ) -> None:
-        _check_records(records, "training")
-        self.records = list(records)
+        super().__init__(records, "training", store)
         self.crop_size = int(crop_size)
         self.augment = augment
-        self.store = store if store is not None else ImageStore("memory")
-
-    def paths(self) -> list[str]:
-        """Every image path the dataset reads (for preloading).
-
-        Returns:
-            Distorted and reference paths.
-        """
-        return [p for r in self.records for p in _record_paths(r)]
-
-    def __len__(self) -> int:
-        return len(self.records)
 
     def __getitem__(self, item: tuple[int, int] | int) -> tuple[Tensor, Tensor, Tensor]:
         index, seed = item if isinstance(item, tuple) else (item, 0)
@@ -292,7 +299,7 @@ class TrainPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
         return dist_f.contiguous(), ref_f.contiguous(), quality
 
 
-class ValPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
+class ValPairs(_PairRecords):
     """Fixed centre crops (or whole images) of validation pairs.
 
     Args:
@@ -315,22 +322,9 @@ class ValPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
         size_multiple: int = 1,
         store: ImageStore | None = None,
     ) -> None:
-        _check_records(records, "validation")
-        self.records = list(records)
+        super().__init__(records, "validation", store)
         self.size_multiple = max(1, int(size_multiple))
         self.crop = (int(crop) // self.size_multiple) * self.size_multiple
-        self.store = store if store is not None else ImageStore("memory")
-
-    def paths(self) -> list[str]:
-        """Every image path the dataset reads (for preloading).
-
-        Returns:
-            Distorted and reference paths.
-        """
-        return [p for r in self.records for p in _record_paths(r)]
-
-    def __len__(self) -> int:
-        return len(self.records)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
         record = self.records[index]
