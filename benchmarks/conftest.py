@@ -163,7 +163,8 @@ def run_accuracy(bench_out: Path, bench_cache: Path) -> Callable[..., list[dict[
 
     The baselines score every record; the learned metrics (``asna``, a list
     of ``(label, weights)``) score only the records of ``asna_subsets``
-    (default: all subsets), since on a CPU they cost far more per pair.
+    (default: all subsets), since on a CPU they cost far more per pair; ``only``
+    narrows one learned metric (by label) to some of those subsets.
     """
 
     def run(
@@ -177,11 +178,13 @@ def run_accuracy(bench_out: Path, bench_cache: Path) -> Callable[..., list[dict[
         bootstrap: int = 1000,
         asna: Sequence[tuple[str, str | None]] | None = None,
         asna_subsets: Sequence[str] | None = None,
+        only: dict[str, Sequence[str]] | None = None,
     ) -> list[dict[str, Any]]:
         functions, labels, build_notes, asna_weights = _metric_functions(
             default_asna() if asna is None else asna
         )
         learned_subsets = set(subsets if asna_subsets is None else asna_subsets)
+        only = dict(only or {})  # label -> the subsets that learned metric is scored on
         cache = PredictionCache(bench_cache / f"{name}.predictions.csv", root=root)
         workers = int(os.environ.get("ASNA_BENCH_WORKERS", "2"))
         records = list(records)
@@ -190,24 +193,29 @@ def run_accuracy(bench_out: Path, bench_cache: Path) -> Callable[..., list[dict[
         predictions, failures = predict(
             records, baselines, cache, batch_size=4, workers=workers, desc=name
         )
-        learned_rows = sorted({index[(r.dist, r.ref)] for s in learned_subsets for r in subsets[s]})
-        learned = {k: f for k, f in functions.items() if k in asna_weights}
-        if learned and learned_rows:
-            subset_records = [records[i] for i in learned_rows]
+        for key in asna_weights:
+            wanted = learned_subsets & set(only.get(labels[key], subsets))
+            learned_rows = sorted({index[(r.dist, r.ref)] for s in wanted for r in subsets[s]})
             learned_pred, learned_fail = predict(
-                subset_records, learned, cache, batch_size=4, workers=workers, desc=name
+                [records[i] for i in learned_rows],
+                {key: functions[key]},
+                cache,
+                batch_size=4,
+                workers=workers,
+                desc=f"{name} {labels[key]}",
             )
-            for key in learned:
-                column: list[float | None] = [None] * len(records)
-                for i, value in zip(learned_rows, learned_pred[key], strict=True):
-                    column[i] = value
-                predictions[key] = column
-                failures[key] = learned_fail.get(key, [])
+            column: list[float | None] = [None] * len(records)
+            for i, value in zip(learned_rows, learned_pred[key], strict=True):
+                column[i] = value
+            predictions[key] = column
+            failures[key] = learned_fail.get(key, [])
         results = []
         for subset, members in subsets.items():
             rows = [index[(r.dist, r.ref)] for r in members]
             for key, label in labels.items():
-                if key in asna_weights and subset not in learned_subsets:
+                if key in asna_weights and (
+                    subset not in learned_subsets or subset not in only.get(label, subsets)
+                ):
                     continue
                 entry = evaluate_records(
                     [records[i] for i in rows],

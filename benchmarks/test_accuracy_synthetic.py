@@ -121,6 +121,7 @@ def test_accuracy_on_synthetic_kadid_protocol(
         published=PUBLISHED_KADID,
         asna=asna,
         asna_subsets=("val-refs", "val-refs+held-out-types"),
+        only={"asna-leave-types-out": ("val-refs+held-out-types",)},
         notes=[
             f"references: {refs}; pairs: {len(dataset)}; held-out types: "
             f"{', '.join(held_types.dis_types)}",

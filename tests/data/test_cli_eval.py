@@ -216,3 +216,29 @@ def test_metric_key_separates_weights_files_and_self_ensemble_modes(tmp_path: Pa
     assert key_none != metric_key("asna", str(first), "flips")
     first.write_bytes(b"two")  # retrained weights under the same file name
     assert metric_key("asna", str(first), "none") != key_none
+
+
+def test_synth_then_eval_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`asna-metric synth` output is directly evaluable by `asna-metric eval`."""
+    rng = np.random.default_rng(1)
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for i in range(2):
+        coarse = rng.uniform(size=(6, 8, 3))
+        image = np.kron(coarse, np.ones((8, 8, 1)))  # 48x64, smooth blocks
+        Image.fromarray((image * 255).round().astype(np.uint8)).save(refs / f"R{i}.png")
+    out = tmp_path / "synth"
+    types = ["GBLUR", "AWGN"]
+    assert main(["synth", "--refs", str(refs), "--out", str(out), "--types", *types]) == 0
+    labels = out / "labels.csv"
+    result_file = tmp_path / "results.json"
+    args = _args(labels, out, "--json", str(result_file))
+    assert main(args) == 0
+    assert "psnr" in capsys.readouterr().out
+    results = json.loads(result_file.read_text())["results"]
+    assert {r["metric"] for r in results} == {"psnr", "ssim"}
+    for result in results:
+        assert result["n"] == 2 * len(types) * 5
+        assert set(result["per_type"]) == set(types)
+        # Both distortions get worse with the level on every reference: PSNR ranks them.
+        assert result["per_type"]["AWGN"]["srcc"] > 0.8
