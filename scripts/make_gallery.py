@@ -118,7 +118,7 @@ def _members_figure(dist, panels, box):  # type: ignore[no-untyped-def]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default=None, help="registry name or .safetensors file")
-    parser.add_argument("--self-ensemble", default="flips", choices=("none", "flips", "full"))
+    parser.add_argument("--self-ensemble", default="none", choices=("none", "flips", "full"))
     parser.add_argument(
         "--ref",
         type=Path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 
@@ -327,3 +328,28 @@ def test_large_pair_is_tiled() -> None:
     dist = (ref + 0.05).clamp(0, 1)
     score = metric(dist, ref)
     assert score.shape == (1,) and torch.isfinite(score).all()
+
+
+@pytest.mark.parametrize("arch", ["asna", "siamese_diff", "siamese_diff_convlstm"])
+def test_fast_inference_path_does_not_move_scores(arch: str) -> None:
+    """channels_last and the single encoder pass for both images change scores by < 1e-5.
+
+    The reference is the plain computation: the network in the default memory
+    format with one encoder pass per image (as in training).
+    """
+    net = tiny_net(arch, seed=3)
+    metric = ASNA.from_networks([net], self_ensemble="none")
+    assert metric.members[0].backbone.stem[0].weight.is_contiguous(
+        memory_format=torch.channels_last
+    )
+    plain = copy.deepcopy(net).eval()
+    plain.backbone.training = True  # separate encoder passes; BatchNorm stays in eval
+    dist, ref = pair(21, 2, 128, 192)  # multiples of every size_multiple: no padding
+    with torch.no_grad():
+        expected = pooled(*plain.forward_maps(dist, ref))
+        fast = metric.members[0].forward_maps(
+            dist.contiguous(memory_format=torch.channels_last),
+            ref.contiguous(memory_format=torch.channels_last),
+        )
+    torch.testing.assert_close(metric(dist, ref), expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(pooled(*fast), expected, rtol=0, atol=1e-5)

@@ -257,13 +257,13 @@ def test_missing_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
 REGION = (96, 152, 88, 88)
 
 
-@pytest.fixture(scope="module")
-def shipped() -> ASNA:
+@pytest.fixture(scope="module", params=["none", "flips"])
+def shipped(request: pytest.FixtureRequest) -> ASNA:
     try:
         resolve_weights(DEFAULT_WEIGHTS)
     except (UnknownWeightsError, WeightsNotFoundError) as exc:
         pytest.skip(f"the default weights {DEFAULT_WEIGHTS!r} do not resolve here: {exc}")
-    return ASNA()  # default self-ensemble ("flips")
+    return ASNA(self_ensemble=request.param)  # the default, and all 8 views mapped back
 
 
 @pytest.mark.parametrize("kind", ["blur", "noise"])

@@ -64,8 +64,8 @@ def register(subparsers: Any) -> None:
         p.add_argument(
             "--self-ensemble",
             choices=_SELF_ENSEMBLE,
-            default="flips",
-            help="test-time views averaged per pair (default: flips)",
+            default="none",
+            help="test-time views averaged per pair (default: none)",
         )
         p.add_argument(
             "--device",

@@ -85,7 +85,7 @@ def asna(
     ref: Any,
     *,
     weights: str | os.PathLike[str] = DEFAULT_WEIGHTS,
-    self_ensemble: SelfEnsembleMode = "flips",
+    self_ensemble: SelfEnsembleMode = "none",
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
@@ -98,7 +98,7 @@ def asna(
             ``[0, 1]``, a PIL image, a numpy array, a path, or a list of these.
         ref: Reference images, the same shape.
         weights: A registry name or a path to a ``.safetensors`` file.
-        self_ensemble: ``"none"``, ``"flips"`` (default) or ``"full"``.
+        self_ensemble: ``"none"`` (default), ``"flips"`` or ``"full"``.
         device: Device to run on; ``None`` uses ``dist``'s device for a
             tensor, else the CPU.
         dtype: Floating-point type of the networks (float32 by default;
@@ -120,7 +120,7 @@ def asna_map(
     ref: Any,
     *,
     weights: str | os.PathLike[str] = DEFAULT_WEIGHTS,
-    self_ensemble: SelfEnsembleMode = "flips",
+    self_ensemble: SelfEnsembleMode = "none",
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float32,
     return_weights: bool = False,
@@ -131,7 +131,7 @@ def asna_map(
         dist: Distorted images (as for :func:`asna`).
         ref: Reference images.
         weights: A registry name or a path to a ``.safetensors`` file.
-        self_ensemble: ``"none"``, ``"flips"`` (default) or ``"full"``.
+        self_ensemble: ``"none"`` (default), ``"flips"`` or ``"full"``.
         device: Device to run on (as for :func:`asna`).
         dtype: Floating-point type of the networks.
         return_weights: Also return the pooling weights.

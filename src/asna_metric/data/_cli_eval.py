@@ -112,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--self-ensemble",
         choices=("none", "flips", "full"),
         default=None,
-        help="ASNA test-time self-ensemble (default: the metric's default, flips)",
+        help="ASNA test-time self-ensemble (default: the metric's default, none)",
     )
     metrics.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
     metrics.add_argument("--batch-size", type=int, default=8, help="pairs per batch (8)")

@@ -110,8 +110,16 @@ class SiameseDifferenceBackbone(nn.Module):
         Returns:
             Features ``(N, out_channels, H, W)``.
         """
-        fa = self.encode(a)
-        fb = self.encode(b)
+        if self.training:
+            # BatchNorm's batch statistics must be those of each image set alone.
+            fa = self.encode(a)
+            fb = self.encode(b)
+        else:
+            # One encoder pass over both images: identical results, fewer and
+            # larger operator calls (faster, and better use of several threads).
+            both = self.encode(torch.cat((a, b)))
+            fa = [f[: a.shape[0]] for f in both]
+            fb = [f[a.shape[0] :] for f in both]
         x = F.interpolate(self.bottom(F.max_pool2d(fa[-1], 2)), scale_factor=2.0, mode="nearest")
         for j, block in enumerate(self.decoder):
             level = self.levels - 1 - j
