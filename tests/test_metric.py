@@ -89,7 +89,7 @@ def test_loads_weights_file_and_describes_itself(weights_file: Path) -> None:
     assert len(metric.members) == 2
     assert metric.weights_name == "tiny-test" and metric.weights_revision is None
     text = repr(metric)
-    assert "tiny-test" in text and "self_ensemble='flips'" in text and "sha256=" in text
+    assert "tiny-test" in text and "self_ensemble='none'" in text and "sha256=" in text
     assert ASNA.higher_is_better and ASNA.score_range == (0.0, 1.0)
     assert not metric.training
     assert all(not p.requires_grad for p in metric.parameters())

@@ -19,6 +19,13 @@ TINY = {
 }
 TINY_CONFIGS = {
     "asna": {**TINY, "attention_width": 4, "residual_blocks": 1},
+    "efficientnet_lite0": {
+        "tap_width": 4,
+        "fuse_width": 4,
+        "attention_width": 4,
+        "residual_blocks": 1,
+        "head_hidden": 4,
+    },
     "siamese_diff": TINY,
     "siamese_diff_convlstm": {**TINY, "lstm_hidden": 4, "lstm_kernel": 3},
 }

@@ -409,3 +409,118 @@ def test_excluded_types_never_reach_training_or_validation(labels: Path) -> None
     # Without the option, the same split keeps both types.
     train_all, val_all = _split(config, records)
     assert {r.dis_type for r in [*train_all, *val_all]} == {"noise", "blur"}
+
+
+# ----------------------------------------------------------------- model.init
+def _init_file(path: Path, *, seed: int) -> dict[str, torch.Tensor]:
+    """Tensors for the tiny ASNA network's stem, keyed without the 'backbone.' prefix."""
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(seed)
+    tensors = {
+        "stem.0.weight": 0.1 * torch.randn(3, 3, 5, 5, generator=g),
+        "stem.0.bias": 0.1 * torch.randn(3, generator=g),
+    }
+    save_file(tensors, str(path), metadata={"source_package": "test", "license": "Apache-2.0"})
+    return tensors
+
+
+def test_model_init_file_is_applied_recorded_and_not_reapplied_on_resume(
+    labels: Path, tmp_path: Path
+) -> None:
+    from asna_metric.weights import load_ensemble, sha256_file
+
+    path = tmp_path / "stem.safetensors"
+    tensors = _init_file(path, seed=3)
+    config = tiny_config(
+        labels, **{"epochs": 2, "model.init": str(path), "model.init_prefix": "backbone."}
+    )
+
+    # Applied before training: with a negligible learning rate the stem keeps the file's values.
+    frozen = train(config.with_overrides({"epochs": 1, "optim.lr": 1e-12}), run_dir=tmp_path / "f")
+    stem = load_checkpoint(frozen.run_dir / "last.pt")["model"]
+    torch.testing.assert_close(stem["backbone.stem.0.weight"], tensors["stem.0.weight"])
+    torch.testing.assert_close(stem["backbone.stem.0.bias"], tensors["stem.0.bias"])
+
+    full = train(config, run_dir=tmp_path / "full")
+    log = (full.run_dir / "train.log").read_text()
+    assert "init: " in log and sha256_file(path) in log
+    checkpoint = load_checkpoint(full.run_dir / "last.pt")
+    assert checkpoint["init_file"]["sha256"] == sha256_file(path)
+    assert (
+        checkpoint["init_file"]["prefix"] == "backbone." and checkpoint["init_file"]["tensors"] == 2
+    )
+    assert full.weights_path is not None
+    _, metadata = load_ensemble(full.weights_path)
+    recorded = json.loads(metadata["init_file"])
+    assert recorded["path"] == str(path.resolve()) and recorded["sha256"] == sha256_file(path)
+    assert recorded["source_package"] == "test"
+    assert "stem.safetensors" in metadata["init_weights"]
+
+    # Resuming takes the checkpoint's weights: the file is not read again (here: it is gone).
+    train(config, run_dir=tmp_path / "parts", stop_after_epochs=1)
+    path.unlink()
+    resumed = train(config, run_dir=tmp_path / "parts", resume=True)
+    _assert_same_state(_state(tmp_path / "full"), _state(tmp_path / "parts"))
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
+    assert "not re-applied" in (tmp_path / "parts" / "train.log").read_text()
+    assert load_checkpoint(tmp_path / "parts" / "last.pt")["init_file"] == checkpoint["init_file"]
+
+
+def test_model_init_errors_and_relative_paths(labels: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path = tmp_path / "stem.safetensors"
+    _init_file(path, seed=3)
+    with pytest.raises(InputError, match="lacks"):  # the keys need the prefix
+        train(tiny_config(labels, **{"model.init": str(path)}), run_dir=tmp_path / "a")
+    wrong = tmp_path / "wrong.safetensors"
+    save_file({"stem.0.bias": torch.zeros(4)}, str(wrong))
+    with pytest.raises(InputError, match="another shape"):
+        train(
+            tiny_config(labels, **{"model.init": str(wrong), "model.init_prefix": "backbone."}),
+            run_dir=tmp_path / "b",
+        )
+    with pytest.raises(InputError, match="does not exist"):
+        train(
+            tiny_config(labels, **{"model.init": str(tmp_path / "none.safetensors")}),
+            run_dir=tmp_path / "c",
+        )
+    with pytest.raises(InputError, match=r"model\.init"):
+        TrainConfig.from_dict({"model": {"init": "weights.pt"}})
+
+    (tmp_path / "cfg").mkdir()
+    toml = tmp_path / "cfg" / "rel.toml"
+    toml.write_text('[model]\ninit = "../stem.safetensors"\ninit_prefix = "backbone."\n')
+    loaded = load_config(toml)
+    assert loaded.model.init == str(path.resolve()) and loaded.model.init_prefix == "backbone."
+    assert TrainConfig.from_dict(loaded.to_dict()) == loaded
+
+
+def test_efficientnet_lite0_trains_from_a_converted_encoder(labels: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from asna_metric.nets import build_net
+    from asna_metric.weights import load_ensemble
+
+    torch.manual_seed(11)
+    encoder = build_net("efficientnet_lite0", {}).encoder.state_dict()
+    path = tmp_path / "encoder.safetensors"
+    save_file(encoder, str(path))
+    tiny = {"tap_width": 4, "fuse_width": 4, "attention_width": 4, "residual_blocks": 1}
+    config = tiny_config(
+        labels,
+        **{
+            "epochs": 1,
+            "model.arch": "efficientnet_lite0",
+            "model.net": {**tiny, "head_hidden": 4},
+            "model.init": str(path),
+            "model.init_prefix": "encoder.",
+        },
+    )
+    result = train(config, run_dir=tmp_path / "run")
+    assert result.epochs_completed == 1 and math.isfinite(result.last_train_loss)
+    assert result.weights_path is not None
+    members, metadata = load_ensemble(result.weights_path)
+    assert members[0].arch == "efficientnet_lite0"
+    assert json.loads(metadata["init_file"])["covered"] == 1.0

@@ -6,9 +6,9 @@ below (``[model]``, ``[data]``, ``[optim]``, ``[loss]``, ``[augment]``,
 a default equal to the paper's recipe where the paper states one; unknown
 keys are rejected so that a typo cannot silently fall back to a default.
 
-Relative paths inside a file (``data.labels``, ``data.root``) are resolved
-against the folder holding that file, so a config keeps working whatever the
-current directory is.
+Relative paths inside a file (``data.labels``, ``data.root``,
+``model.init``) are resolved against the folder holding that file, so a
+config keeps working whatever the current directory is.
 
 Example:
     >>> from asna_metric.train.config import TrainConfig
@@ -97,19 +97,45 @@ class ModelConfig:
 
     Attributes:
         arch: Registry name for :func:`asna_metric.nets.build_net`
-            (``"asna"``, ``"siamese_diff"``, ``"siamese_diff_convlstm"``).
+            (``"asna"``, ``"siamese_diff"``, ``"siamese_diff_convlstm"``,
+            ``"efficientnet_lite0"``).
         net: Keyword configuration handed to ``build_net(arch, net)``
             (widths and the like; empty means the architecture's defaults).
+        init: Optional ``.safetensors`` file of tensors loaded into the
+            freshly built network before training (e.g. converted ImageNet
+            weights for an encoder); relative to the config file's folder.
+            Every tensor in the file must exist in the network (under
+            ``init_prefix``) with the same shape. Empty: none. A resumed run
+            takes its weights from the checkpoint, not from this file.
+        init_prefix: Prefix added to the file's keys to name the network's
+            parameters (``"encoder."`` loads an encoder's tensors into
+            ``net.encoder``); empty means the keys are the network's own.
     """
 
     arch: str = "asna"
     net: dict[str, Any] = field(default_factory=dict)
+    init: str = ""
+    init_prefix: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.arch, str) or not self.arch:
             raise _fail("model", "arch", "a non-empty architecture name", self.arch)
         if not isinstance(self.net, dict):
             raise _fail("model", "net", "a table of network options", self.net)
+        if isinstance(self.init, Path):
+            object.__setattr__(self, "init", str(self.init))
+        if not isinstance(self.init, str):
+            raise _fail("model", "init", "a path to a .safetensors file (or empty)", self.init)
+        if self.init and not self.init.endswith(".safetensors"):
+            raise _fail(
+                "model",
+                "init",
+                "a path to a .safetensors file (or empty)",
+                self.init,
+                "Convert the weights first, e.g. with scripts/convert_efficientnet_lite0.py.",
+            )
+        if not isinstance(self.init_prefix, str):
+            raise _fail("model", "init_prefix", 'a key prefix such as "encoder."', self.init_prefix)
 
 
 @dataclass(frozen=True)
@@ -387,8 +413,9 @@ class TrainConfig:
 
         Args:
             data: Top-level keys and one mapping per section.
-            base_dir: Folder relative ``data.labels`` and ``data.root`` paths
-                are resolved against; ``None`` leaves them as given.
+            base_dir: Folder relative ``data.labels``, ``data.root`` and
+                ``model.init`` paths are resolved against; ``None`` leaves
+                them as given.
 
         Returns:
             The validated config.
@@ -421,6 +448,10 @@ class TrainConfig:
                 section_kwargs = dict(value)
                 if key == "data" and base_dir is not None:
                     section_kwargs = _resolve_paths(section_kwargs, Path(base_dir))
+                if key == "model" and base_dir is not None:
+                    init = section_kwargs.get("init")
+                    if isinstance(init, (str, Path)) and str(init):
+                        section_kwargs["init"] = str((Path(base_dir) / init).resolve())
                 kwargs[key] = section_cls(**section_kwargs)
             else:
                 kwargs[key] = value

@@ -455,6 +455,7 @@ def _export_weights(
     srcc: float,
     plcc: float,
     init: str,
+    init_file: dict[str, Any] | None = None,
 ) -> None:
     from asna_metric.weights import save_ensemble
 
@@ -475,6 +476,8 @@ def _export_weights(
         "val_plcc": f"{plcc:.6f}",
         "init_weights": init,
     }
+    if init_file is not None:
+        metadata["init_file"] = json.dumps(init_file, sort_keys=True)
     save_ensemble(path, [net], name=config.name, description=description, extra_metadata=metadata)
 
 
@@ -560,7 +563,12 @@ def train(
             for ``epochs`` and runtime options.
         init: A network to start from instead of a seeded initialisation
             (fine-tuning); its ``arch`` and ``config`` replace
-            ``config.model``.
+            ``config.model`` (and ``model.init`` is cleared). Without it,
+            ``config.model.init`` names an optional file of tensors loaded
+            into the seeded network before training (recorded, with its
+            sha256, in ``train.log``, the checkpoints and the weights
+            metadata as ``init_file``; a resumed run keeps the checkpoint's
+            weights and does not read the file again).
         init_description: Where ``init`` came from (written to the weights
             metadata).
         command: The command line recorded in the weights metadata; default
@@ -590,7 +598,15 @@ def train(
         )
     if init is not None:
         start: Any = init
-        config = config.with_overrides({"model.arch": start.arch, "model.net": dict(start.config)})
+        # The given network supplies every weight: a model.init file would be overwritten.
+        config = config.with_overrides(
+            {
+                "model.arch": start.arch,
+                "model.net": dict(start.config),
+                "model.init": "",
+                "model.init_prefix": "",
+            }
+        )
     command = command if command is not None else shlex.join(sys.argv)
     wants_cuda = config.runtime.device == "cuda" or (
         config.runtime.device == "auto" and torch.cuda.is_available()
@@ -655,6 +671,12 @@ def _train(
     net = build_net(config.model.arch, dict(config.model.net))
     if init is not None:
         net.load_state_dict(init.state_dict(), strict=True)
+    init_file: dict[str, Any] | None = None
+    if config.model.init and checkpoint is None:
+        # A resumed run takes every weight from its checkpoint (loaded below) instead.
+        from asna_metric.train.init_weights import load_init_weights
+
+        init_file = load_init_weights(net, config.model.init, prefix=config.model.init_prefix)
     net.to(device)
     multiple = int(getattr(net, "size_multiple", 1))
     crop = (config.data.crop_size // multiple) * multiple
@@ -715,6 +737,11 @@ def _train(
     start_epoch, best_srcc, best_plcc, best_epoch = 0, -math.inf, math.nan, 0
     history: list[dict[str, Any]] = []
     init_text = init_description or ("" if init is None else "fine-tuned from a given network")
+    if init_file is not None and not init_text:
+        init_text = (
+            f"{Path(init_file['path']).name} (sha256 {init_file['sha256'][:12]}...) loaded into "
+            f"{init_file['prefix'] or 'the network'!r}, {init_file['tensors']} tensors"
+        )
     if checkpoint is not None:
         net.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -728,8 +755,12 @@ def _train(
         best_epoch = int(checkpoint["best_epoch"])
         history = list(checkpoint["history"])
         init_text = str(checkpoint.get("init", init_text))
+        init_file = checkpoint.get("init_file")
         files.metrics(history, rewrite=True)
-        files.log(f"resumed from {run_dir / LAST} after epoch {start_epoch}")
+        files.log(
+            f"resumed from {run_dir / LAST} after epoch {start_epoch}"
+            + (" (model.init not re-applied: the checkpoint's weights win)" if init_file else "")
+        )
     elif ddp.main:
         _atomic_write_text(
             run_dir / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -740,6 +771,8 @@ def _train(
             f"{steps_per_epoch} steps of {batch_size} per epoch x {ddp.world_size} process(es), "
             f"device {device}; command: {command}"
         )
+        if init_file is not None:
+            files.log(f"init: {json.dumps(init_file, sort_keys=True)}")
     logger.info(
         "rank %d/%d: %d steps per epoch on %s", ddp.rank, ddp.world_size, steps_per_epoch, device
     )
@@ -840,6 +873,7 @@ def _train(
                 "arch": net.arch,
                 "net_config": net.config,
                 "init": init_text,
+                "init_file": init_file,
                 "asna_metric_version": __version__,
             }
             if improved:
@@ -854,6 +888,7 @@ def _train(
                     srcc=srcc,
                     plcc=plcc,
                     init=init_text,
+                    init_file=init_file,
                 )
             _atomic_save(state, run_dir / LAST)
             files.metrics(history)
@@ -952,6 +987,7 @@ def combine_runs(
                         "val_plcc",
                         "git_commit",
                         "init_weights",
+                        "init_file",
                         "config",
                         "data",
                     )
