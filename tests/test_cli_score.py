@@ -209,3 +209,25 @@ def test_score_dir_missing_folder(
         (tmp_path / "nope", tmp_path), tmp_path / "s.csv", tiny_weights, "--workers", "0"
     )
     assert code == 2 and "DIST_DIR must be an existing folder" in capsys.readouterr().err
+
+
+def test_score_dir_compile_flag_compiles_the_networks(
+    folders: tuple[Path, Path], tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asna_metric.metric import ASNA
+
+    calls: list[dict[str, object]] = []
+    original = ASNA.compile
+
+    def spy(self: ASNA, **options: object) -> None:
+        calls.append(options)
+        original(self, backend="eager")  # capture graphs without a C++ toolchain
+
+    monkeypatch.setattr(ASNA, "compile", spy)
+    out = tmp_path / "scores.csv"
+    _score_dir(folders, out, tiny_weights, "--workers", "0", "--compile")
+    assert calls == [{}]
+    dist_dir, ref_dir = folders
+    row = next(r for r in _read_rows(out) if r["dist"] == "sub/d.png")
+    expected = direct_score(tiny_weights, dist_dir / "sub/d.png", ref_dir / "sub/d.png")
+    assert float(row["score"]) == pytest.approx(expected, abs=1e-5)

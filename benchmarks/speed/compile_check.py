@@ -19,7 +19,6 @@ gain.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -83,16 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     base = rows[0]["median_ms"]
     for row in rows:
         row["speedup"] = round(base / row["median_ms"], 3)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        result = {
-            "environment": harness.environment(),
-            "size": [args.height, args.width],
-            "weights": metric.weights_name,
-            "weights_sha256": metric.weights_sha256,
-            "results": rows,
-        }
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    harness.write_result(
+        args.out,
+        size=[args.height, args.width],
+        weights=metric.weights_name,
+        weights_sha256=metric.weights_sha256,
+        results=rows,
+    )
     return 0
 
 

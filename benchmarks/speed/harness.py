@@ -287,6 +287,14 @@ def environment(device: str = "cpu") -> dict[str, Any]:
     }
 
 
+def write_result(path: Path | None, **fields: Any) -> None:
+    """Write ``{"environment": environment(), **fields}`` as JSON; nothing when ``path`` is None."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"environment": environment(), **fields}, indent=2) + "\n")
+
+
 # --------------------------------------------------------------------------- subprocess
 
 

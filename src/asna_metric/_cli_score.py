@@ -118,6 +118,13 @@ def register(subparsers: Any) -> None:
         default=1,
         help="pairs per forward pass; pairs of different sizes run separately (default: 1)",
     )
+    score_dir.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the networks: about 1.2x faster on CPU after a compilation of "
+        "up to ~30 s per image size (worth it for many images of few sizes; needs a C++ "
+        "compiler)",
+    )
     score_dir.set_defaults(func=_run_score_dir)
 
     quality_map = subparsers.add_parser(
@@ -238,7 +245,9 @@ def _weights_provenance(weights: str) -> dict[str, str]:
 def _load_model(args: argparse.Namespace, device: torch.device) -> torch.nn.Module:
     from asna_metric.metric import ASNA
 
-    model: torch.nn.Module = ASNA(weights=args.weights, self_ensemble=args.self_ensemble)
+    model = ASNA(weights=args.weights, self_ensemble=args.self_ensemble)
+    if getattr(args, "compile", False):
+        model.compile()
     return model.to(device)
 
 
