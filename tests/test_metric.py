@@ -367,3 +367,26 @@ def test_compiled_networks_give_the_same_scores() -> None:
     clone = copy.deepcopy(metric)
     assert clone._compiled == {} and clone._compile_options == {"backend": "eager"}
     torch.testing.assert_close(clone(dist, ref), eager, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("multiple", [16, 64])
+def test_tile_grid_partitions_with_margins_and_balanced_tiles(multiple: int) -> None:
+    from asna_metric.metric import _tile_grid
+
+    for length in range(multiple, 3000, multiple):
+        for tile, margin in ((512, 80), (512, 96), (768, 144), (1024, 64)):
+            margin = -(-margin // multiple) * multiple
+            tile = tile // multiple * multiple
+            grid = _tile_grid(length, tile, margin, multiple)
+            cores = [(c0, c1) for _, _, c0, c1 in grid]
+            assert cores[0][0] == 0 and cores[-1][1] == length
+            assert all(a[1] == b[0] for a, b in zip(cores, cores[1:]))
+            sizes = {t1 - t0 for t0, t1, _, _ in grid}
+            assert len(sizes) == 1 and max(sizes) <= tile  # one size, at most `tile`
+            for t0, t1, c0, c1 in grid:
+                assert 0 <= t0 <= c0 < c1 <= t1 <= length
+                assert c0 - t0 >= margin or t0 == 0
+                assert t1 - c1 >= margin or t1 == length
+                assert all(v % multiple == 0 for v in (t0, t1, c0, c1))
+    # A 1024 px axis with 512 px tiles and 80 px margins: three 448 px tiles, not 512.
+    assert [t1 - t0 for t0, t1, _, _ in _tile_grid(1024, 512, 80)] == [448, 448, 448]
