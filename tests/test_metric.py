@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -339,8 +340,8 @@ def test_fast_inference_path_does_not_move_scores(arch: str) -> None:
     """
     net = tiny_net(arch, seed=3)
     metric = ASNA.from_networks([net], self_ensemble="none")
-    assert metric.members[0].backbone.stem[0].weight.is_contiguous(
-        memory_format=torch.channels_last
+    assert (
+        metric.members[0].backbone.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
     )
     plain = copy.deepcopy(net).eval()
     plain.backbone.training = True  # separate encoder passes; BatchNorm stays in eval
@@ -380,7 +381,7 @@ def test_tile_grid_partitions_with_margins_and_balanced_tiles(multiple: int) -> 
             grid = _tile_grid(length, tile, margin, multiple)
             cores = [(c0, c1) for _, _, c0, c1 in grid]
             assert cores[0][0] == 0 and cores[-1][1] == length
-            assert all(a[1] == b[0] for a, b in zip(cores, cores[1:]))
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(cores))
             sizes = {t1 - t0 for t0, t1, _, _ in grid}
             assert len(sizes) == 1 and max(sizes) <= tile  # one size, at most `tile`
             for t0, t1, c0, c1 in grid:

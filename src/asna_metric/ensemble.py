@@ -109,7 +109,8 @@ def views(mode: SelfEnsembleMode) -> tuple[View, ...]:
         return tuple(View(k) for k in range(8)) + tuple(View(0, s) for s in L_SCALES)
     raise InputError(
         f"self_ensemble must be one of {list(SELF_ENSEMBLE_MODES)}; got {mode!r}. "
-        "'none' (the default) is fastest, 'flips' averages 8 views, 'full' adds 12 lightness scales."
+        "'none' (the default) is fastest, 'flips' averages 8 views, 'full' adds 12 "
+        "lightness scales."
     )
 
 

@@ -233,7 +233,7 @@ class ASNA(nn.Module):
         self.members = nn.ModuleList(nets)
         # channels_last: the narrow convolutions run ~1.5x faster on CPU (see
         # docs/performance.md); the inputs are converted in _tile_maps.
-        self.members.to(memory_format=torch.channels_last)
+        self.members.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.requires_grad_(False)
         super().train(False)
         self.map_stride: int = strides.pop()
@@ -265,7 +265,7 @@ class ASNA(nn.Module):
         self._compile_options: dict[str, Any] | None = None
         self._compiled: dict[int, Any] = {}
 
-    def compile(self, **options: Any) -> None:  # type: ignore[override]
+    def compile(self, **options: Any) -> None:
         """Compile the networks with :func:`torch.compile` (opt-in; scores unchanged within 1e-5).
 
         Unlike :meth:`torch.nn.Module.compile`, which would compile the whole
