@@ -1,4 +1,4 @@
-"""Properties of the shipped default weights (``asna-kadid-synth``).
+"""Properties of the shipped weights: ``asna-kadid-synth`` (default), ``asna-effnet-kadid-synth``.
 
 The golden values pin the scores of the two real sample pairs for the
 weights whose sha256 is checked first: retraining changes them, and the new
@@ -21,45 +21,58 @@ from asna_metric.data.kadid_cells import KADID_CELL_MOS
 from asna_metric.inputs import to_batch
 from asna_metric.weights import DEFAULT_WEIGHTS, REGISTRY, resolve_weights, sha256_file
 
-GOLDEN_SHA256 = "bd18e27a8a3036f14872a9e362d8602202eca0939bd399c570848e5d3da87496"
+GOLDEN_SHA256 = {
+    "asna-kadid-synth": "bd18e27a8a3036f14872a9e362d8602202eca0939bd399c570848e5d3da87496",
+    "asna-effnet-kadid-synth": "0f06e7b53ed31a267c91143c36ca06f8f0c1eb79b73c03afa6b43ae534259d9a",
+}
 GOLDEN = {
-    # (pair, self_ensemble): score
-    ("asna_pair", "none"): 0.141732,
-    ("asna_pair", "flips"): 0.134175,
-    ("tid2013_i01", "none"): 0.374018,
-    ("tid2013_i01", "flips"): 0.373559,
+    # (weights, pair, self_ensemble): score
+    ("asna-kadid-synth", "asna_pair", "none"): 0.141732,
+    ("asna-kadid-synth", "asna_pair", "flips"): 0.134175,
+    ("asna-kadid-synth", "tid2013_i01", "none"): 0.374018,
+    ("asna-kadid-synth", "tid2013_i01", "flips"): 0.373559,
+    ("asna-effnet-kadid-synth", "asna_pair", "none"): 0.178316,
+    ("asna-effnet-kadid-synth", "asna_pair", "flips"): 0.177368,
+    ("asna-effnet-kadid-synth", "tid2013_i01", "none"): 0.291047,
+    ("asna-effnet-kadid-synth", "tid2013_i01", "flips"): 0.285080,
 }
 PAIRS = {
     "asna_pair": ("asna_pair/dist.png", "asna_pair/ref.png"),
     "tid2013_i01": ("tid2013_i01/i01_01_5.png", "tid2013_i01/I01.png"),
 }
 TOLERANCE = 1e-3
+SHIPPED = sorted(GOLDEN_SHA256)
 
 
-def test_default_weights_are_embedded_and_pinned() -> None:
-    spec = REGISTRY[DEFAULT_WEIGHTS]
-    path = resolve_weights(DEFAULT_WEIGHTS)
+def test_every_registered_weights_file_is_tested() -> None:
+    assert sorted(REGISTRY) == SHIPPED and DEFAULT_WEIGHTS in SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weights_are_embedded_and_pinned(name: str) -> None:
+    spec = REGISTRY[name]
+    path = resolve_weights(name)
     # Resolved from the copy inside the package: no Hub, no network.
     assert spec.embedded and path.name == spec.embedded and path.parent.name == "_weights"
-    assert sha256_file(path) == spec.sha256 == GOLDEN_SHA256, (
-        "the default weights changed: update GOLDEN (and say so in CHANGELOG.md)"
+    assert sha256_file(path) == spec.sha256 == GOLDEN_SHA256[name], (
+        f"the weights {name!r} changed: update GOLDEN (and say so in CHANGELOG.md)"
     )
 
 
-@pytest.mark.parametrize(("pair", "mode"), sorted(GOLDEN))
-def test_golden_scores_of_the_sample_pairs(assets: Path, pair: str, mode: str) -> None:
+@pytest.mark.parametrize(("name", "pair", "mode"), sorted(GOLDEN))
+def test_golden_scores_of_the_sample_pairs(assets: Path, name: str, pair: str, mode: str) -> None:
     dist, ref = (assets / p for p in PAIRS[pair])
-    score = ASNA(self_ensemble=mode)(dist, ref)
+    score = ASNA(name, self_ensemble=mode)(dist, ref)
     assert score.shape == (1,)
-    assert score.item() == pytest.approx(GOLDEN[(pair, mode)], abs=TOLERANCE)
+    assert score.item() == pytest.approx(GOLDEN[(name, pair, mode)], abs=TOLERANCE)
 
 
-@pytest.fixture(scope="module")
-def distortion_scores() -> tuple[float, dict[int, list[float]]]:
+@pytest.fixture(scope="module", params=SHIPPED)
+def distortion_scores(request: pytest.FixtureRequest) -> tuple[float, dict[int, list[float]]]:
     """Scores of the 25 KADID types x 5 levels applied to a photo unseen in training."""
     torch.set_num_threads(1)
     ref = to_batch(str(Path(__file__).parent / "assets" / "asna_pair" / "ref.png"), name="ref")
-    metric = ASNA(self_ensemble="none")
+    metric = ASNA(request.param, self_ensemble="none")
     with torch.inference_mode():
         identical = metric(ref, ref).item()
         scores = {

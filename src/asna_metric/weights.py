@@ -156,6 +156,20 @@ REGISTRY: dict[str, WeightsSpec] = {
                 "KADID human cell-mean labels), CPU recipe, seed 0; see docs/model_card.md"
             ),
         ),
+        WeightsSpec(
+            name="asna-effnet-kadid-synth",
+            repo_id="asna-metric/asna-effnet-kadid-synth",
+            revision=None,  # not uploaded yet: embedded in the package, identified by sha256
+            filename="asna-effnet-kadid-synth.safetensors",
+            sha256="0f06e7b53ed31a267c91143c36ca06f8f0c1eb79b73c03afa6b43ae534259d9a",
+            embedded="asna-effnet-kadid-synth.safetensors",
+            description=(
+                "Identity-anchored EfficientNet-Lite0 network (encoder initialised from ImageNet "
+                "weights, Apache-2.0) + the default's ASNA network, trained on the same "
+                "KADID-protocol synthetic pairs and recipe as asna-kadid-synth; more accurate "
+                "on held-out content; see docs/model_card.md"
+            ),
+        ),
     )
 }
 """Released weights by name.

@@ -32,11 +32,20 @@ RUNS = {
         "training/runs/efficientnet_lite0_cpu_leave_types_out/best.safetensors"
     ),
     "asna (leave-types-out)": "training/runs/asna_cpu_leave_types_out/best.safetensors",
+    "efficientnet_lite0 anchored": "training/runs/efficientnet_lite0_anchored_cpu/best.safetensors",
+    "efficientnet_lite0 anchored (leave-types-out)": (
+        "training/runs/efficientnet_lite0_anchored_cpu_leave_types_out/best.safetensors"
+    ),
 }
 PAIRINGS = {
     "val-refs (2,250 pairs)": ("efficientnet_lite0", "asna"),
     "val-refs x held-out types (450 pairs)": (
         "efficientnet_lite0 (leave-types-out)",
+        "asna (leave-types-out)",
+    ),
+    "anchored: val-refs (2,250 pairs)": ("efficientnet_lite0 anchored", "asna"),
+    "anchored: val-refs x held-out types (450 pairs)": (
+        "efficientnet_lite0 anchored (leave-types-out)",
         "asna (leave-types-out)",
     ),
 }
@@ -83,6 +92,6 @@ for subset, (first, second) in PAIRINGS.items():
             f"{key.upper()} {stats[key]:.3f} [{ci[key][0]:.3f}, {ci[key][1]:.3f}]"
             for key in ("srcc", "plcc", "krcc")
         )
-        print(f"{subset:40s} {label:38s} {figures}")
+        print(f"{subset:48s} {label:38s} {figures}")
     result[subset] = rows
 Path("training/eval/member_ensembles.json").write_text(json.dumps(result, indent=2) + "\n")
