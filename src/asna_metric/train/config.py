@@ -446,12 +446,8 @@ class TrainConfig:
                         "Check the spelling."
                     )
                 section_kwargs = dict(value)
-                if key == "data" and base_dir is not None:
-                    section_kwargs = _resolve_paths(section_kwargs, Path(base_dir))
-                if key == "model" and base_dir is not None:
-                    init = section_kwargs.get("init")
-                    if isinstance(init, (str, Path)) and str(init):
-                        section_kwargs["init"] = str((Path(base_dir) / init).resolve())
+                if base_dir is not None:
+                    section_kwargs = _resolve_paths(section_kwargs, Path(base_dir), key)
                 kwargs[key] = section_cls(**section_kwargs)
             else:
                 kwargs[key] = value
@@ -520,17 +516,27 @@ class TrainConfig:
         return keys
 
 
-def _resolve_paths(section: dict[str, Any], base: Path) -> dict[str, Any]:
-    labels = section.get("labels", ())
-    if isinstance(labels, (str, Path)):
-        labels = [labels]
-    if isinstance(labels, (list, tuple)):
-        section["labels"] = [
-            str((base / x).resolve()) if isinstance(x, (str, Path)) and x else x for x in labels
-        ]
-    root = section.get("root")
-    if isinstance(root, (str, Path)) and str(root):
-        section["root"] = str((base / root).resolve())
+# Per section: keys holding a list of paths, keys holding one path.
+_PATH_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "data": (("labels",), ("root",)),
+    "model": ((), ("init",)),
+}
+
+
+def _resolve_paths(section: dict[str, Any], base: Path, key: str) -> dict[str, Any]:
+    list_keys, path_keys = _PATH_KEYS.get(key, ((), ()))
+    for name in list_keys:
+        values = section.get(name, ())
+        if isinstance(values, (str, Path)):
+            values = [values]
+        if isinstance(values, (list, tuple)):
+            section[name] = [
+                str((base / x).resolve()) if isinstance(x, (str, Path)) and x else x for x in values
+            ]
+    for name in path_keys:
+        value = section.get(name)
+        if isinstance(value, (str, Path)) and str(value):
+            section[name] = str((base / value).resolve())
     return section
 
 
