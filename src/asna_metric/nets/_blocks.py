@@ -134,14 +134,22 @@ class LocationHead(nn.Module):
     quality (sigmoid, in ``[0, 1]``) and the pooling weight (softplus plus a
     small floor, always positive).
 
+    With ``anchored=True`` the hidden convolution has no bias and the
+    quality is ``sigmoid(b - |W h|)`` (``W``, ``b``: the output convolution's
+    quality row and bias): at most ``sigmoid(b)``, reached exactly where the
+    input features are zero. A network whose features vanish for an
+    identical pair then scores that pair highest by construction.
+
     Args:
         in_channels: Input channels.
         hidden: Channels of the hidden 1x1 convolution.
+        anchored: Use the anchored quality described above.
     """
 
-    def __init__(self, in_channels: int, hidden: int) -> None:
+    def __init__(self, in_channels: int, hidden: int, *, anchored: bool = False) -> None:
         super().__init__()
-        self.hidden = nn.Conv2d(in_channels, hidden, 1)
+        self.anchored = anchored
+        self.hidden = nn.Conv2d(in_channels, hidden, 1, bias=not anchored)
         self.out = nn.Conv2d(hidden, 2, 1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -154,7 +162,11 @@ class LocationHead(nn.Module):
             ``(quality, weight)``, each ``(N, 1, h, w)``.
         """
         logits = self.out(F.relu(self.hidden(x)))
-        quality = torch.sigmoid(logits[:, :1])
+        if self.anchored:
+            anchor = self.out.bias[:1].view(1, 1, 1, 1)  # type: ignore[index]
+            quality = torch.sigmoid(anchor - (logits[:, :1] - anchor).abs())
+        else:
+            quality = torch.sigmoid(logits[:, :1])
         weight = F.softplus(logits[:, 1:]) + WEIGHT_EPS
         return quality, weight
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asna_metric.errors import InputError
-from asna_metric.nets._blocks import WEIGHT_EPS, LocationHead
+from asna_metric.nets._blocks import LocationHead
 from asna_metric.nets._siamese import PairQualityNet, attention_and_residuals
 
 __all__ = [
@@ -285,6 +285,17 @@ def convert_reference_state_dict(
     return {k: v.contiguous() for k, v in out.items()}
 
 
+def _gate_convolutions(trunk: nn.Module) -> set[nn.Module]:
+    """Convolutions of the attention blocks' gates (their output only multiplies features)."""
+    gates: set[nn.Module] = set()
+    for module in trunk.modules():
+        for name in ("channel_gate", "spatial_gate"):
+            gate = getattr(module, name, None)
+            if gate is not None:
+                gates.update(m for m in gate.modules() if isinstance(m, nn.Conv2d))
+    return gates
+
+
 class EfficientLiteSiameseNet(PairQualityNet):
     """ASNA variant on an ImageNet-pretrainable EfficientNet-Lite0 encoder.
 
@@ -377,27 +388,18 @@ class EfficientLiteSiameseNet(PairQualityNet):
         ]
         extra, channels = attention_and_residuals(fuse_width, attention_width, residual_blocks)
         self.trunk = nn.Sequential(*fuse, *extra)
-        self.head = LocationHead(channels, head_hidden)
+        self.head = LocationHead(channels, head_hidden, anchored=identity_anchored)
         self.size_multiple = max(self.encoder.tap_strides)
         self.receptive_margin = receptive_margin
         self.identity_anchored = identity_anchored
         if identity_anchored:
-            # Every layer between the feature differences and the head's output
-            # maps zero to zero: no biases where features are added (the gates
-            # only multiply features, their biases stay).
-            for module in (*self.taps, *self.trunk.modules(), self.head.hidden):
-                if isinstance(module, nn.Conv2d) and module not in self._gate_convs():
+            # Every layer between the feature differences and the head maps zero
+            # to zero: no biases where features are added (the attention gates
+            # only multiply features, their biases stay); the head is anchored.
+            gates = _gate_convolutions(self.trunk)
+            for module in (*self.taps, *self.trunk.modules()):
+                if isinstance(module, nn.Conv2d) and module not in gates:
                     module.bias = None
-
-    def _gate_convs(self) -> set[nn.Module]:
-        """Convolutions whose output only multiplies features (attention gates)."""
-        gates: set[nn.Module] = set()
-        for module in self.trunk.modules():
-            for name in ("channel_gate", "spatial_gate"):
-                gate = getattr(module, name, None)
-                if gate is not None:
-                    gates.update(m for m in gate.modules() if isinstance(m, nn.Conv2d))
-        return gates
 
     def features(self, dist: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
         """Map both images from ``[0, 1]`` to EfficientNet-Lite's input, ``(255 x - 127) / 128``.
@@ -443,15 +445,4 @@ class EfficientLiteSiameseNet(PairQualityNet):
                 )
             else:
                 projected.append(project(diff))
-        features = self.trunk(torch.cat(projected, dim=1))
-        if not self.identity_anchored:
-            return self.head(features)
-        # quality = sigmoid(b - |W h|): at most sigmoid(b), reached exactly when
-        # the two images' features agree (h = 0), so an identical pair scores highest.
-        logits = self.head.out(F.relu(self.head.hidden(features)))
-        bias = self.head.out.bias
-        assert bias is not None  # the head's output keeps its bias: it is the anchor
-        anchor = bias[0]
-        quality = torch.sigmoid(anchor - (logits[:, :1] - anchor).abs())
-        weight = F.softplus(logits[:, 1:]) + WEIGHT_EPS
-        return quality, weight
+        return self.head(self.trunk(torch.cat(projected, dim=1)))
