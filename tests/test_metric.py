@@ -211,13 +211,25 @@ def test_tiled_map_pooling_equals_tiled_score(mode: str) -> None:
         # (measured: 68 px without attention and residual blocks): exact.
         ("siamese_diff", {}, 1e-5),
         ("asna", {"attention_width": 0, "residual_blocks": 0, "receptive_margin": 80}, 1e-5),
+        # At half resolution (measured radius 151 px with one residual block).
+        (
+            "asna",
+            {
+                "attention_width": 0,
+                "residual_blocks": 0,
+                "receptive_margin": 160,
+                "input_unshuffle": 2,
+                "stem_channels": 12,
+            },
+            1e-5,
+        ),
         # The attention block's channel gate averages over the whole tile: close only.
         ("asna", {}, 2e-3),
     ],
 )
 def test_tiled_result_is_close_to_untiled(arch: str, overrides: dict, tolerance: float) -> None:
     net = tiny_net(arch, seed=4, **overrides)
-    margin = -(-net.receptive_margin // 16) * 16
+    margin = -(-net.receptive_margin // net.size_multiple) * net.size_multiple
     tile = 2 * margin + 64
     untiled = ASNA.from_networks([net], self_ensemble="none", tile_size=1024)
     tiled = ASNA.from_networks([net], self_ensemble="none", tile_size=tile)
@@ -226,6 +238,15 @@ def test_tiled_result_is_close_to_untiled(arch: str, overrides: dict, tolerance:
     torch.testing.assert_close(
         tiled.map(dist, ref), untiled.map(dist, ref), rtol=0, atol=10 * tolerance
     )
+
+
+def test_default_tile_size_is_the_smallest_of_the_members() -> None:
+    half = tiny_net(input_unshuffle=2, stem_channels=12, receptive_margin=64)
+    assert ASNA.from_networks([half]).tile_size == 1024
+    assert ASNA.from_networks([half, tiny_net(seed=1)]).tile_size == 512
+    assert ASNA.from_networks([half], tile_size=700).tile_size == 672  # multiple of 32
+    with pytest.raises(InputError, match="tile_size must be an int or None"):
+        ASNA.from_networks([half], tile_size=512.0)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("k", [1, 6])

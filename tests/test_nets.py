@@ -129,19 +129,25 @@ def test_decoder_starts_from_dist(generator: torch.Generator) -> None:
     assert (forward - backward).abs().max() > 0  # exactly symmetric if it used both
 
 
-@pytest.mark.parametrize("arch", ["asna", "siamese_diff"])
+@pytest.mark.parametrize(
+    ("arch", "extra"),
+    [
+        ("asna", {"attention_width": 0, "receptive_margin": 128}),
+        ("asna", {"attention_width": 0, "receptive_margin": 192, "input_unshuffle": 2}),
+        ("siamese_diff", {}),
+    ],
+)
 def test_receptive_margin_bounds_the_influence_of_a_pixel(
-    arch: str, generator: torch.Generator
+    arch: str, extra: dict[str, int], generator: torch.Generator
 ) -> None:
     # Without the attention block's global gate the networks are strictly local:
     # changing one pixel leaves every map cell farther than the strict radius
-    # (measured: 116 px for ASNA, 68 px for the plain variant) unchanged.
-    config = dict(TINY_CONFIGS[arch])
-    if arch == "asna":
-        config.update(attention_width=0, receptive_margin=128)
+    # (measured: 116 px for ASNA, 68 px for the plain variant, 151 px for this
+    # tiny ASNA at half resolution) unchanged.
+    config = {**TINY_CONFIGS[arch], **extra}
     net = build_net(arch, config).eval()
     _randomise_bn(net, generator)
-    size, pixel = 320, 150
+    size, pixel = 320 * net.input_unshuffle if arch == "asna" else 320, 150
     dist, ref = _pair(generator, 1, size, size)
     changed = dist.clone()
     changed[..., pixel, pixel] = 1 - changed[..., pixel, pixel]
@@ -154,6 +160,36 @@ def test_receptive_margin_bounds_the_influence_of_a_pixel(
     distance = torch.maximum(gap[:, None], gap[None, :])
     assert delta.max() > 0
     assert delta[distance > net.receptive_margin].abs().max() == 0
+
+
+def test_input_unshuffle_runs_the_backbone_at_half_resolution(generator: torch.Generator) -> None:
+    net = build_net("asna", {**TINY_CONFIGS["asna"], "input_unshuffle": 2, "stem_channels": 12})
+    net.eval()
+    _randomise_bn(net, generator)
+    assert net.size_multiple == 32 and net.config["input_unshuffle"] == 2
+    seen: list[tuple[int, ...]] = []
+    net.backbone.stem.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
+    dist, ref = _pair(generator, 2, 64, 96)
+    with torch.no_grad():
+        quality, _ = net.forward_maps(dist, ref)
+    # One pass over both images (eval), 12 channels at half resolution; the
+    # map keeps one location per 8x8 input block.
+    assert seen == [(4, 12, 32, 48)]
+    assert quality.shape == (2, 1, 8, 12)
+    # Every input pixel reaches the stem: changing one pixel of the 2x2 block
+    # that a half-resolution position holds changes the map.
+    changed = dist.clone()
+    changed[0, :, 33, 49] = 1 - changed[0, :, 33, 49]
+    with torch.no_grad():
+        assert (net.forward_maps(changed, ref)[0] - quality).abs().max() > 0
+    # Paper-shaped networks keep their configuration unchanged.
+    assert "input_unshuffle" not in build_net("asna", TINY_CONFIGS["asna"]).config
+
+
+def test_input_unshuffle_rejects_strides_the_map_cannot_keep() -> None:
+    for factor in (3, 8):
+        with pytest.raises(InputError, match="input_unshuffle must be one of"):
+            build_net("asna", {**TINY_CONFIGS["asna"], "input_unshuffle": factor})
 
 
 def test_build_net_rejects_unknown_names() -> None:

@@ -1,4 +1,4 @@
-"""Properties of the shipped weights: ``asna-kadid-synth`` (default), ``asna-effnet-kadid-synth``.
+"""Properties of the shipped weights: ``asna-quarter-kadid-synth`` (default) and the named ones.
 
 The golden values pin the scores of the two real sample pairs for the
 weights whose sha256 is checked first: retraining changes them, and the new
@@ -22,11 +22,16 @@ from asna_metric.inputs import to_batch
 from asna_metric.weights import DEFAULT_WEIGHTS, REGISTRY, resolve_weights, sha256_file
 
 GOLDEN_SHA256 = {
+    "asna-quarter-kadid-synth": "5968c752afcdcc35833415707d5f8a215b952877baf6d2332266c8c9562e21e3",
     "asna-kadid-synth": "bd18e27a8a3036f14872a9e362d8602202eca0939bd399c570848e5d3da87496",
     "asna-effnet-kadid-synth": "0f06e7b53ed31a267c91143c36ca06f8f0c1eb79b73c03afa6b43ae534259d9a",
 }
 GOLDEN = {
     # (weights, pair, self_ensemble): score
+    ("asna-quarter-kadid-synth", "asna_pair", "none"): 0.156727,
+    ("asna-quarter-kadid-synth", "asna_pair", "flips"): 0.157615,
+    ("asna-quarter-kadid-synth", "tid2013_i01", "none"): 0.370849,
+    ("asna-quarter-kadid-synth", "tid2013_i01", "flips"): 0.372147,
     ("asna-kadid-synth", "asna_pair", "none"): 0.141732,
     ("asna-kadid-synth", "asna_pair", "flips"): 0.134175,
     ("asna-kadid-synth", "tid2013_i01", "none"): 0.374018,

@@ -112,7 +112,7 @@ def test_spec_validates_pins() -> None:
 
 
 def test_registry_entries_are_specs_and_default_is_named() -> None:
-    assert W.DEFAULT_WEIGHTS == "asna-kadid-synth"
+    assert W.DEFAULT_WEIGHTS == "asna-quarter-kadid-synth"
     assert W.list_weights() == sorted(W.REGISTRY)
     assert all(isinstance(s, W.WeightsSpec) and s.name == n for n, s in W.REGISTRY.items())
 

@@ -42,6 +42,9 @@ Reduction = Literal["mean", "sum", "none"]
 #: in inference); larger batches are split into chunks of views.
 BATCH_PIXELS = 1 << 20
 
+#: Tile side of networks that do not state their own ``tile_size``.
+DEFAULT_TILE_SIZE = 512
+
 
 class ASNA(nn.Module):
     """ASNA full-reference image-quality metric (higher is better, in ``[0, 1]``).
@@ -77,12 +80,16 @@ class ASNA(nn.Module):
         self_ensemble: ``"none"`` (1 view, the default), ``"flips"`` (the 8
             rotations and flips) or ``"full"`` (20 views: those 8 and 12
             lightness scales), see :func:`asna_metric.ensemble.views`. With
-            the shipped weights ``"flips"`` took 10x the time of ``"none"``
-            and gave no measurable accuracy gain (held-out SRCC 0.9124 against
-            0.9120, ``training/eval/flips_vs_none.json``).
+            the default weights ``"flips"`` took 4.2x the time of ``"none"``
+            on two threads (7.7x on one) and gave no measurable accuracy
+            gain (held-out SRCC 0.9071 against 0.9065,
+            ``training/eval/flips_vs_none.json``).
         tile_size: Largest tile side, in pixels, processed at once; larger
             images are tiled. Rounded down to a multiple of the networks'
-            ``size_multiple``.
+            ``size_multiple``. ``None`` (the default) takes the smallest of
+            the members' own ``tile_size`` (512 px for networks at the input
+            resolution, 1024 for ``input_unshuffle=2``: the same activation
+            memory per tile).
         cache_dir: Hugging Face cache folder for registry weights.
         revision: Hub commit to fetch instead of the pinned one.
         local_files_only: Never reach the network; ``None`` follows
@@ -135,7 +142,7 @@ class ASNA(nn.Module):
         weights: str | os.PathLike[str] = DEFAULT_WEIGHTS,
         *,
         self_ensemble: SelfEnsembleMode = "none",
-        tile_size: int = 512,
+        tile_size: int | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         revision: str | None = None,
         local_files_only: bool | None = None,
@@ -167,7 +174,7 @@ class ASNA(nn.Module):
         *,
         name: str = "custom",
         self_ensemble: SelfEnsembleMode = "none",
-        tile_size: int = 512,
+        tile_size: int | None = None,
     ) -> ASNA:
         """Build the metric around networks held in memory (tests, training, validation).
 
@@ -209,7 +216,7 @@ class ASNA(nn.Module):
         sha256: str | None,
         metadata: dict[str, str],
         self_ensemble: SelfEnsembleMode,
-        tile_size: int,
+        tile_size: int | None,
     ) -> None:
         if not nets:
             raise InputError("nets must hold at least one network; got an empty sequence.")
@@ -245,8 +252,10 @@ class ASNA(nn.Module):
         self.calibration_scale, self.calibration_offset = _calibration(metadata)
         self.self_ensemble: str = self_ensemble
         self.views: tuple[View, ...] = views(self_ensemble)
+        if tile_size is None:
+            tile_size = min(int(getattr(n, "tile_size", DEFAULT_TILE_SIZE)) for n in nets)
         if isinstance(tile_size, bool) or not isinstance(tile_size, int):
-            raise InputError(f"tile_size must be an int; got {type(tile_size).__name__}.")
+            raise InputError(f"tile_size must be an int or None; got {type(tile_size).__name__}.")
         # Networks whose maps are not spatial are never tiled: no margin.
         self._margins = [
             -(-int(n.receptive_margin) // self.size_multiple) * self.size_multiple  # type: ignore[arg-type]
@@ -259,7 +268,7 @@ class ASNA(nn.Module):
             raise InputError(
                 f"tile_size must be at least {smallest} px for these networks (twice the "
                 f"receptive margin {max(self._margins)} plus {self.size_multiple}); got "
-                f"{tile_size}. Use a larger tile_size (512 by default)."
+                f"{tile_size}. Use a larger tile_size, or None for the networks' own."
             )
         self.tile_size = tile_size // self.size_multiple * self.size_multiple
         self._compile_options: dict[str, Any] | None = None
@@ -271,11 +280,13 @@ class ASNA(nn.Module):
         Unlike :meth:`torch.nn.Module.compile`, which would compile the whole
         ``forward`` including the conversion of PIL images and paths, this
         compiles each member's ``forward_maps``, lazily on the first call.
-        On the 2-core CPU of ``docs/performance.md`` it made the networks
-        1.3-1.5x faster at 512x384 after a one-off compilation of seconds to
-        tens of seconds per input shape (``benchmarks/speed/compile_check.py``);
-        it pays off for long runs over images of few distinct sizes. It needs
-        a C++ compiler on the CPU (inductor generates C++).
+        On the 2-core CPU of ``docs/performance.md``, at 512x384, it made
+        the default network 1.0-1.1x faster and the full-resolution networks
+        of ``asna-kadid-synth`` 1.2x faster, after a one-off compilation of
+        seconds to tens of seconds per input shape
+        (``benchmarks/speed/compile_check.py``); it pays off for long runs
+        over images of few distinct sizes. It needs a C++ compiler on the CPU
+        (inductor generates C++).
 
         Args:
             **options: Keyword arguments of :func:`torch.compile` (e.g.
@@ -494,12 +505,8 @@ class ASNA(nn.Module):
             for start in range(0, len(group), per_chunk):
                 chunk = group[start : start + per_chunk]
                 q, w = self._forward_maps(net)(
-                    torch.cat([dist_views[i] for i in chunk]).contiguous(
-                        memory_format=torch.channels_last
-                    ),
-                    torch.cat([ref_views[i] for i in chunk]).contiguous(
-                        memory_format=torch.channels_last
-                    ),
+                    _batch_views([dist_views[i] for i in chunk]),
+                    _batch_views([ref_views[i] for i in chunk]),
                 )
                 for i, q_i, w_i in zip(chunk, q.float().split(n), w.float().split(n), strict=True):
                     k = self.views[i].dihedral
@@ -545,7 +552,7 @@ class ASNALoss(nn.Module):
         *,
         reduction: Reduction = "mean",
         self_ensemble: SelfEnsembleMode = "none",
-        tile_size: int = 512,
+        tile_size: int | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         revision: str | None = None,
         local_files_only: bool | None = None,
@@ -629,6 +636,12 @@ def _calibration(metadata: dict[str, str]) -> tuple[float, float]:
 def _check_reduction(reduction: str) -> None:
     if reduction not in ("mean", "sum", "none"):
         raise InputError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}.")
+
+
+def _batch_views(tensors: list[Tensor]) -> Tensor:
+    """Concatenate views along the batch, in ``channels_last`` (one view: no copy if it is)."""
+    x = tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def _reflect_pad(x: Tensor, height: int, width: int) -> Tensor:

@@ -30,7 +30,12 @@ for name in ("kodak24", "cbsd68"):
     ]
 _, held_out = split_by_reference(records, val_fraction=0.2, seed=0)
 sample = random.Random(0).sample(list(held_out), 300)
-result = {"pairs": len(sample)}
+default = ASNA()
+result = {
+    "weights": default.weights_name,
+    "weights_sha256": default.weights_sha256,
+    "pairs": len(sample),
+}
 with torch.inference_mode():
     for mode in ("none", "flips"):
         metric = ASNA(self_ensemble=mode)

@@ -142,6 +142,9 @@ class PairQualityNet(nn.Module):
         map_stride: Input pixels per map location along each axis.
         receptive_margin: Overlap in input pixels that tiled inference keeps
             around each tile (see the subclasses for how it was estimated).
+        tile_size: The tile side (input pixels) that
+            :class:`asna_metric.ASNA` uses by default for this network: about
+            the largest whose activations stay near 1 GB in inference.
         spatially_faithful: Whether map location ``(i, j)`` describes the
             input block at ``(i, j) * map_stride``; tiled inference and
             spatial maps are only meaningful when it is ``True``.
@@ -151,6 +154,7 @@ class PairQualityNet(nn.Module):
     map_stride: int = 8
     size_multiple: int
     receptive_margin: int
+    tile_size: int = 512
     spatially_faithful: bool = True
     backbone: SiameseDifferenceBackbone
     trunk: nn.Module
@@ -215,6 +219,7 @@ def head_trunk(
     *,
     negative_slope: float,
     batch_norm: bool,
+    first_stride: int = 4,
 ) -> list[nn.Module]:
     """The stride-4 then stride-2 convolutions that bring features to 1/8 resolution.
 
@@ -224,6 +229,8 @@ def head_trunk(
         head_kernel: Their kernel size.
         negative_slope: LeakyReLU slope.
         batch_norm: BatchNorm after each activation.
+        first_stride: Stride of the first convolution: 4 for a backbone at
+            the input resolution, less for one that already runs below it.
 
     Returns:
         The two convolution blocks.
@@ -232,7 +239,7 @@ def head_trunk(
         raise ValueError(f"head_widths must hold two widths; got {list(head_widths)}")
     opts: dict[str, Any] = {"negative_slope": negative_slope, "batch_norm": batch_norm}
     return [
-        ConvBlock(in_channels, head_widths[0], head_kernel, stride=4, **opts),
+        ConvBlock(in_channels, head_widths[0], head_kernel, stride=first_stride, **opts),
         ConvBlock(head_widths[0], head_widths[1], head_kernel, stride=2, **opts),
     ]
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
+from asna_metric.errors import InputError
 from asna_metric.nets._blocks import LocationHead
 from asna_metric.nets._siamese import (
     PairQualityNet,
@@ -27,6 +29,10 @@ __all__ = ["ASNANet"]
 # multiple of 16) around each tile's core.
 DEFAULT_RECEPTIVE_MARGIN = 80
 
+# Strides that ``input_unshuffle`` may take: the map stays at 1/8 of the
+# input, so the head's first convolution has stride 8 / 2 / input_unshuffle.
+UNSHUFFLE_FACTORS = (1, 2, 4)
+
 
 class ASNANet(PairQualityNet):
     """The ASNA attention network, with a per-location pooled head.
@@ -46,6 +52,13 @@ class ASNANet(PairQualityNet):
     Inputs are ``(dist, ref)`` in ``[0, 1]``; the network maps them to
     ``[-1, 1]`` itself. The decoder starts from ``dist``.
 
+    ``input_unshuffle=2`` (a departure from the paper, for speed) rearranges
+    each 2x2 block of input pixels into 12 channels (``pixel_unshuffle``)
+    before the stem, so that the whole backbone runs at half the input
+    resolution: about a quarter of the arithmetic and memory traffic, no
+    pixel discarded. The head's first convolution then has stride 2 instead
+    of 4, and the map keeps one location per 8x8 input block.
+
     Args:
         stem_channels: Channels of the first 5x5 convolution.
         stem_kernel: Its kernel size.
@@ -62,9 +75,17 @@ class ASNANet(PairQualityNet):
         negative_slope: LeakyReLU slope.
         receptive_margin: Overlap in pixels kept around each tile in tiled
             inference (a multiple of :attr:`size_multiple` is best).
+        input_unshuffle: 1 (the paper), 2 or 4: the backbone runs at
+            ``1 / input_unshuffle`` of the input resolution, its stem taking
+            ``3 * input_unshuffle**2`` channels.
+
+    Raises:
+        InputError: ``input_unshuffle`` is not 1, 2 or 4.
 
     Attributes:
-        size_multiple: ``2 ** len(encoder_widths)`` (16 by default).
+        size_multiple: ``input_unshuffle * 2 ** len(encoder_widths)`` (16 by default).
+        tile_size: ``512 * input_unshuffle``: the default tile side of
+            :class:`asna_metric.ASNA` (the same activation memory per tile).
         map_stride: 8: one map location per 8x8 input block.
         receptive_margin: The tiling overlap. The default, 80 px, was
             measured: invert one pixel of a 512x512 pair and record how far
@@ -106,8 +127,14 @@ class ASNANet(PairQualityNet):
         head_hidden: int = 32,
         negative_slope: float = 0.5,
         receptive_margin: int = DEFAULT_RECEPTIVE_MARGIN,
+        input_unshuffle: int = 1,
     ) -> None:
         super().__init__()
+        if input_unshuffle not in UNSHUFFLE_FACTORS:
+            raise InputError(
+                f"input_unshuffle must be one of {UNSHUFFLE_FACTORS} (the map stays at 1/8 "
+                f"of the input); got {input_unshuffle!r}"
+            )
         self._config = {
             "stem_channels": stem_channels,
             "stem_kernel": stem_kernel,
@@ -123,8 +150,11 @@ class ASNANet(PairQualityNet):
             "negative_slope": negative_slope,
             "receptive_margin": receptive_margin,
         }
+        if input_unshuffle != 1:  # configs of paper-shaped networks stay as they were
+            self._config["input_unshuffle"] = input_unshuffle
+        self.input_unshuffle = input_unshuffle
         self.backbone = SiameseDifferenceBackbone(
-            in_channels=3,
+            in_channels=3 * input_unshuffle**2,
             stem_channels=stem_channels,
             stem_kernel=stem_kernel,
             encoder_widths=encoder_widths,
@@ -140,9 +170,29 @@ class ASNANet(PairQualityNet):
             head_kernel,
             negative_slope=negative_slope,
             batch_norm=True,
+            first_stride=4 // input_unshuffle,
         )
         extra, channels = attention_and_residuals(head_widths[-1], attention_width, residual_blocks)
         self.trunk = nn.Sequential(*trunk, *extra)
         self.head = LocationHead(channels, head_hidden)
-        self.size_multiple = 2 ** len(encoder_widths)
+        self.size_multiple = input_unshuffle * 2 ** len(encoder_widths)
         self.receptive_margin = receptive_margin
+        self.tile_size = 512 * input_unshuffle  # the same activations per tile
+
+    def features(self, dist: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
+        """Map both images to ``[-1, 1]`` and, if asked, to half or quarter resolution.
+
+        Args:
+            dist: Distorted images ``(N, 3, H, W)`` in ``[0, 1]``.
+            ref: Reference images, same shape.
+
+        Returns:
+            The two backbone inputs, ``(N, 3 f^2, H / f, W / f)`` for
+            ``f = input_unshuffle``.
+        """
+        a, b = super().features(dist, ref)
+        if self.input_unshuffle == 1:
+            return a, b
+        return F.pixel_unshuffle(a, self.input_unshuffle), F.pixel_unshuffle(
+            b, self.input_unshuffle
+        )
