@@ -1,4 +1,4 @@
-"""Accuracy and speed of the single-network ASNA variants trained for issue 6.
+"""Accuracy and speed of the single-network ASNA variants trained for issue 6 (and the paper's).
 
 For each run of :data:`VARIANTS` this collects the best validation epoch
 (``metrics.jsonl``), the SRCC on the 2,250 held-out pairs and, where its
