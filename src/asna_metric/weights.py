@@ -140,50 +140,50 @@ class WeightsSpec:
             )
 
 
+def _not_uploaded(name: str, sha256: str, description: str) -> WeightsSpec:
+    """Spec of weights that ship embedded and are not on the Hub yet.
+
+    Repository, file and embedded copy all follow the name; with
+    ``revision=None`` the sha256 alone identifies the file.
+    """
+    filename = f"{name}.safetensors"
+    return WeightsSpec(
+        name=name,
+        repo_id=f"asna-metric/{name}",
+        revision=None,
+        filename=filename,
+        sha256=sha256,
+        embedded=filename,
+        description=description,
+    )
+
+
 REGISTRY: dict[str, WeightsSpec] = {
     spec.name: spec
     for spec in (
-        WeightsSpec(
-            name="asna-quarter-kadid-synth",
-            repo_id="asna-metric/asna-quarter-kadid-synth",
-            revision=None,  # not uploaded yet: embedded in the package, identified by sha256
-            filename="asna-quarter-kadid-synth.safetensors",
-            sha256="5968c752afcdcc35833415707d5f8a215b952877baf6d2332266c8c9562e21e3",
-            embedded="asna-quarter-kadid-synth.safetensors",
-            description=(
-                "One ASNA (attention) network at quarter resolution (input_unshuffle=4, two "
-                "encoder levels) trained on KADID-protocol synthetic pairs (25 KADID-10k "
-                "distortion types x 5 levels on 92 photographs, KADID human cell-mean labels), "
-                "CPU recipe, seed 0; see docs/model_card.md"
-            ),
+        _not_uploaded(
+            "asna-quarter-kadid-synth",
+            "5968c752afcdcc35833415707d5f8a215b952877baf6d2332266c8c9562e21e3",
+            "One ASNA (attention) network at quarter resolution (input_unshuffle=4, two "
+            "encoder levels) trained on KADID-protocol synthetic pairs (25 KADID-10k "
+            "distortion types x 5 levels on 92 photographs, KADID human cell-mean labels), "
+            "CPU recipe, seed 0; see docs/model_card.md",
         ),
-        WeightsSpec(
-            name="asna-kadid-synth",
-            repo_id="asna-metric/asna-kadid-synth",
-            revision=None,  # not uploaded yet: embedded in the package, identified by sha256
-            filename="asna-kadid-synth.safetensors",
-            sha256="bd18e27a8a3036f14872a9e362d8602202eca0939bd399c570848e5d3da87496",
-            embedded="asna-kadid-synth.safetensors",
-            description=(
-                "The previous default: ASNA (attention) + plain "
-                "Siamese-Difference networks at full resolution, trained on the same "
-                "KADID-protocol synthetic pairs with the 12-epoch CPU recipe, seed 0; about 4x "
-                "the time of the default; see docs/model_card.md"
-            ),
+        _not_uploaded(
+            "asna-kadid-synth",
+            "bd18e27a8a3036f14872a9e362d8602202eca0939bd399c570848e5d3da87496",
+            "The previous default: ASNA (attention) + plain Siamese-Difference networks at "
+            "full resolution, trained on the same KADID-protocol synthetic pairs with the "
+            "12-epoch CPU recipe, seed 0; 5.7x the time of the default at 512x384; see "
+            "docs/model_card.md",
         ),
-        WeightsSpec(
-            name="asna-effnet-kadid-synth",
-            repo_id="asna-metric/asna-effnet-kadid-synth",
-            revision=None,  # not uploaded yet: embedded in the package, identified by sha256
-            filename="asna-effnet-kadid-synth.safetensors",
-            sha256="0f06e7b53ed31a267c91143c36ca06f8f0c1eb79b73c03afa6b43ae534259d9a",
-            embedded="asna-effnet-kadid-synth.safetensors",
-            description=(
-                "Identity-anchored EfficientNet-Lite0 network (encoder initialised from ImageNet "
-                "weights, Apache-2.0) + the ASNA network of asna-kadid-synth, trained on the "
-                "same KADID-protocol synthetic pairs and recipe as asna-kadid-synth; see "
-                "docs/model_card.md"
-            ),
+        _not_uploaded(
+            "asna-effnet-kadid-synth",
+            "0f06e7b53ed31a267c91143c36ca06f8f0c1eb79b73c03afa6b43ae534259d9a",
+            "Identity-anchored EfficientNet-Lite0 network (encoder initialised from ImageNet "
+            "weights, Apache-2.0) + the ASNA network of asna-kadid-synth, trained on the "
+            "same KADID-protocol synthetic pairs and recipe as asna-kadid-synth; see "
+            "docs/model_card.md",
         ),
     )
 }
