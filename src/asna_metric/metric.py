@@ -88,8 +88,8 @@ class ASNA(nn.Module):
             images are tiled. Rounded down to a multiple of the networks'
             ``size_multiple``. ``None`` (the default) takes the smallest of
             the members' own ``tile_size`` (512 px for networks at the input
-            resolution, 1024 for ``input_unshuffle=2``: the same activation
-            memory per tile).
+            resolution, ``512 * input_unshuffle`` for the others: 2048 px for
+            the default weights).
         cache_dir: Hugging Face cache folder for registry weights.
         revision: Hub commit to fetch instead of the pinned one.
         local_files_only: Never reach the network; ``None`` follows

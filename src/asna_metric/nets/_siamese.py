@@ -143,8 +143,8 @@ class PairQualityNet(nn.Module):
         receptive_margin: Overlap in input pixels that tiled inference keeps
             around each tile (see the subclasses for how it was estimated).
         tile_size: The tile side (input pixels) that
-            :class:`asna_metric.ASNA` uses by default for this network: about
-            the largest whose activations stay near 1 GB in inference.
+            :class:`asna_metric.ASNA` uses by default for this network (512:
+            the side that bounds the paper-shaped networks' activations).
         spatially_faithful: Whether map location ``(i, j)`` describes the
             input block at ``(i, j) * map_stride``; tiled inference and
             spatial maps are only meaningful when it is ``True``.
