@@ -173,6 +173,29 @@ def test_sha256_file_matches_hashlib(tmp_path: Path) -> None:
     assert W.sha256_file(tmp_path / "f", chunk_size=1000) == hashlib.sha256(data).hexdigest()
 
 
+def test_load_state_file_reads_plain_tensors_and_metadata(tmp_path: Path) -> None:
+    g = torch.Generator().manual_seed(0)
+    tensors = {"a.weight": torch.randn(3, 2, generator=g), "b": torch.arange(4, dtype=torch.int64)}
+    path = tmp_path / "plain.safetensors"
+    save_file(tensors, str(path), metadata={"arch": "x", "note": "plain"})
+    loaded, metadata = W.load_state_file(path)
+    assert metadata == {"arch": "x", "note": "plain"}
+    assert loaded.keys() == tensors.keys()
+    for key, value in tensors.items():
+        assert loaded[key].dtype == value.dtype and torch.equal(loaded[key], value)
+    save_file(tensors, str(tmp_path / "bare.safetensors"))
+    assert W.load_state_file(tmp_path / "bare.safetensors")[1] == {}
+    with pytest.raises(WeightsNotFoundError, match="does not exist"):
+        W.load_state_file(tmp_path / "absent.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(WeightsIntegrityError, match=r"junk\.safetensors"):
+        W.load_state_file(tmp_path / "junk.safetensors")
+    data = path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) - 8])  # header intact, data cut
+    with pytest.raises(WeightsIntegrityError, match="not a valid safetensors file"):
+        W.load_state_file(tmp_path / "cut.safetensors")
+
+
 def test_missing_local_path_and_wrong_suffix(tmp_path: Path) -> None:
     with pytest.raises(WeightsNotFoundError, match="does not exist"):
         W.resolve_weights(tmp_path / "absent.safetensors")

@@ -49,6 +49,7 @@ __all__ = [
     "get_spec",
     "list_weights",
     "load_ensemble",
+    "load_state_file",
     "resolve_weights",
     "save_ensemble",
     "sha256_file",
@@ -691,6 +692,37 @@ def weights_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         numel += count
     info["num_elements"] = numel
     return info
+
+
+def load_state_file(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a plain ``.safetensors`` file of tensors (a state dict) and its metadata.
+
+    For files that are not ensembles (:func:`load_ensemble`): the learned
+    sorter's weights, converted encoder weights (``[model] init``). The caller
+    checks the keys against its network.
+
+    Args:
+        path: The ``.safetensors`` file.
+
+    Returns:
+        ``(tensors, metadata)``: every tensor, on the CPU, by key, and the
+        file's string metadata (empty when it has none).
+
+    Raises:
+        WeightsNotFoundError: If the file does not exist.
+        WeightsIntegrityError: If it is not a readable safetensors file.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path).expanduser()
+    metadata, _ = _read_header(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as exc:  # truncated data after a valid header
+        raise WeightsIntegrityError(_corrupt_message(path, exc)) from exc
+    return tensors, metadata
 
 
 def _summarise(keys: Sequence[str], limit: int = 5) -> str:

@@ -17,8 +17,6 @@ from asna_metric.train.trainer import (
     TrainResult,
     combine_runs,
     load_checkpoint,
-    pearson,
-    spearman,
     train,
 )
 
@@ -165,7 +163,13 @@ def test_exported_weights_load_and_score(trained: TrainResult, generator: torch.
     data = json.loads(metadata["data"])
     assert data["train_references"] == 3 and data["val_references"] == 1
     assert len(data["labels"][0]["sha256"]) == 64
-    assert "git_commit" in metadata
+    from asna_metric._provenance import git_state
+
+    git = git_state()  # recorded as one string, as in the shipped weights files
+    expected = (
+        "unknown" if git["commit"] is None else git["commit"] + ("+dirty" * bool(git["dirty"]))
+    )
+    assert metadata["git_commit"] == expected
     assert float(metadata["val_srcc"]) == pytest.approx(trained.best_val_srcc, abs=1e-6)
     best = load_checkpoint(trained.run_dir / "best.pt")["model"]
     _assert_same_state(members[0].state_dict(), best)
@@ -248,6 +252,13 @@ def test_invalid_data_settings_raise(labels: Path, tmp_path: Path) -> None:
         train(TrainConfig(), run_dir=tmp_path / "c")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_raises_before_writing(labels: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"runtime\.device cuda"):
+        train(tiny_config(labels, **{"runtime.device": "cuda"}), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_config_file_overrides_and_validation(labels: Path, tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     path = tmp_path / "sub" / "tiny.toml"
@@ -299,14 +310,54 @@ def test_sampler_splits_an_epoch_between_ranks() -> None:
     assert list(sampler) == single
 
 
-def test_rank_correlations_handle_ties() -> None:
+class _Constant(torch.nn.Module):
+    """Scores every pair 0.5: validation correlations are undefined."""
+
+    def forward(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return torch.full((dist.shape[0],), 0.5)
+
+
+def test_validation_statistics_are_the_evaluation_ones(labels: Path) -> None:
+    """Validation SRCC/PLCC are asna_metric.data.evaluation's, ties in the labels included."""
+    import contextlib
+
     stats = pytest.importorskip("scipy.stats")
-    g = torch.Generator().manual_seed(0)
-    pred = torch.randint(0, 5, (50,), generator=g).double()
-    target = pred + torch.randint(0, 3, (50,), generator=g).double()
-    assert spearman(pred, target) == pytest.approx(stats.spearmanr(pred, target)[0], abs=1e-12)
-    assert pearson(pred, target) == pytest.approx(stats.pearsonr(pred, target)[0], abs=1e-12)
-    assert math.isnan(spearman(torch.ones(5), torch.arange(5.0)))
+    from asna_metric.data.evaluation import plcc, srcc
+    from asna_metric.nets import build_net
+    from asna_metric.train.pairs import ValPairs
+    from asna_metric.train.trainer import _validate, load_records
+
+    records = load_records(tiny_config(labels))[:12]  # two references with the same six labels
+    dataset = ValPairs(records, crop=32, size_multiple=1)
+    cpu, plain = torch.device("cpu"), contextlib.nullcontext
+    torch.manual_seed(0)
+    net = build_net("asna", TINY_NET)
+    got = _validate(net, dataset, batch_size=12, device=cpu, autocast=plain)
+    items = [dataset[i] for i in range(12)]
+    with torch.no_grad():  # the same single batch, in eval mode as _validate left it
+        pred = net(torch.stack([x[0] for x in items]), torch.stack([x[1] for x in items]))
+    target = torch.stack([x[2] for x in items])
+    assert len(set(target.tolist())) == 6  # every label twice: ties
+    assert got == (srcc(pred, target), plcc(pred, target))  # the same functions, bit for bit
+    assert got[0] == pytest.approx(stats.spearmanr(pred, target)[0], abs=1e-12)
+    assert got[1] == pytest.approx(stats.pearsonr(pred.double(), target.double())[0], abs=1e-12)
+
+    undefined = _validate(_Constant(), dataset, batch_size=5, device=cpu, autocast=plain)
+    assert all(math.isnan(x) for x in undefined)
+    two = ValPairs(records[:2], crop=32, size_multiple=1)  # a correlation needs 3 pairs
+    assert all(math.isnan(x) for x in _validate(net, two, batch_size=5, device=cpu, autocast=plain))
+
+
+def test_missing_scipy_fails_before_training(
+    labels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "scipy", None)  # `import scipy.stats` now raises
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)
+    with pytest.raises(ImportError, match=r"asna-metric\[train\]"):
+        train(tiny_config(labels, epochs=1), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing trained, nothing written
 
 
 def test_cli_train_and_ensemble(
@@ -486,6 +537,10 @@ def test_model_init_errors_and_relative_paths(labels: Path, tmp_path: Path) -> N
             tiny_config(labels, **{"model.init": str(tmp_path / "none.safetensors")}),
             run_dir=tmp_path / "c",
         )
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    with pytest.raises(InputError, match="not a readable safetensors file"):
+        train(tiny_config(labels, **{"model.init": str(junk)}), run_dir=tmp_path / "d")
     with pytest.raises(InputError, match=r"model\.init"):
         TrainConfig.from_dict({"model": {"init": "weights.pt"}})
 

@@ -5,7 +5,9 @@ calibration is affine and increasing, so it changes no SRCC, KRCC or PLCC
 after the logistic fit), so the two-member figures follow from the members'
 per-pair predictions that the accuracy benchmark cached. Run from the
 repository root after the two benchmark runs of ``training/reproduce.sh``
-step 5 (they fill ``runs/bench_cache_eff`` and ``runs/bench_cache_asna``)::
+step 5 (they fill ``runs/bench_cache_eff`` and ``runs/bench_cache_asna``; the runs'
+``best.safetensors``, not kept in git, come from its training runs, see
+``training/runs/README.md``)::
 
     python training/eval/member_ensembles.py
 """

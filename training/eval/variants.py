@@ -13,7 +13,8 @@ whether the identical pair outscores all 125 KADID type/level settings on
 rebuild of ``benchmarks/speed/baselines.py`` so that both see the same load).
 
 Run from the repository root after the benchmark runs of
-``training/reproduce.sh`` step 4::
+``training/reproduce.sh`` step 6 (which also retrains the runs: their
+``best.safetensors`` are not kept in git, see ``training/runs/README.md``)::
 
     python training/eval/variants.py   # writes training/eval/variants.json
 """

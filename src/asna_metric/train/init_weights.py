@@ -55,9 +55,8 @@ def load_init_weights(
         InputError: If the file is missing, not a safetensors file, empty,
             or holds a key the network lacks or a tensor of another shape.
     """
-    from safetensors import SafetensorError, safe_open
-
-    from asna_metric.weights import sha256_file
+    from asna_metric.errors import WeightsIntegrityError
+    from asna_metric.weights import load_state_file, sha256_file
 
     file = Path(path)
     if not file.is_file():
@@ -66,10 +65,8 @@ def load_init_weights(
             "encoder: python scripts/convert_efficientnet_lite0.py) or clear model.init."
         )
     try:
-        with safe_open(str(file), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
+        tensors, metadata = load_state_file(file)
+    except WeightsIntegrityError as exc:
         raise InputError(
             f"model.init file {str(file)!r} is not a readable safetensors file ({exc}). "
             "Pass a .safetensors file of tensors."

@@ -492,16 +492,13 @@ def save_sorter(
 
 
 def _load_file(path: Path) -> nn.Module:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from asna_metric.weights import load_state_file
 
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-        tensors = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types
+        tensors, meta = load_state_file(path)
+    except WeightsIntegrityError as exc:
         raise WeightsIntegrityError(
-            f"could not read sorter weights {path}: {exc}. Re-install asna-metric or rerun "
+            f"could not read sorter weights {path}: {exc} Re-install asna-metric or rerun "
             "scripts/train_sorter.py."
         ) from exc
     if meta.get("format") != _FORMAT or meta.get("arch") not in _ARCHITECTURES:
@@ -597,10 +594,10 @@ def sorter_metadata(name: str = "pairwise") -> dict[str, Any]:
     """
     from importlib.resources import as_file, files
 
-    from safetensors import safe_open
+    from asna_metric.weights import load_state_file
 
     if name not in SORTERS:
         raise InputError(f"unknown sorter {name!r}; expected one of {sorted(SORTERS)}.")
     resource = files("asna_metric.train").joinpath("_weights", SORTERS[name])
-    with as_file(resource) as path, safe_open(str(path), framework="pt") as handle:
-        return dict(handle.metadata() or {})
+    with as_file(resource) as path:
+        return load_state_file(path)[1]

@@ -6,8 +6,16 @@ rank`` (:class:`asna_metric.train.losses.ASNATrainingLoss`; the rank term
 uses the package's learned sorter), random aligned
 crops with dihedral and Lab-lightness augmentation shared by both images,
 labels = quality in [0, 1]. Validation reports SRCC and PLCC (plain
-Pearson, no logistic fit: a cheap monitor, not the benchmark protocol) on a
-fixed subset of fixed centre crops of the content-disjoint validation split.
+Pearson, no logistic fit: a cheap monitor, not the benchmark protocol;
+computed by :func:`asna_metric.data.evaluation.srcc` and
+:func:`~asna_metric.data.evaluation.plcc`, hence scipy in the ``train``
+extra) on a fixed subset of fixed centre crops of the content-disjoint
+validation split.
+
+Steps of a run (one function each, below :func:`train`): the checkpoint to
+resume from, the seeded network, the data (datasets and epoch sampler), the
+optimiser, the start or resumed state, then per epoch the training steps,
+validation and the checkpoints and weights export.
 
 Reproducibility: every random draw derives from ``(seed, epoch, ...)``: the
 initial weights from ``(seed, "init")``, the epoch's pair order from
@@ -35,14 +43,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
-import hashlib
 import json
 import logging
 import math
 import os
 import random
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -53,7 +59,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from asna_metric._devices import resolve_device
 from asna_metric._progress import progress
+from asna_metric._provenance import git_state
 from asna_metric._version import __version__
 from asna_metric.errors import InputError
 from asna_metric.train.augment import PairAugment
@@ -66,6 +74,7 @@ from asna_metric.train.pairs import (
     check_paths_exist,
     derive_seed,
 )
+from asna_metric.weights import sha256_file
 
 __all__ = [
     "TrainResult",
@@ -73,8 +82,6 @@ __all__ = [
     "describe",
     "load_checkpoint",
     "load_records",
-    "pearson",
-    "spearman",
     "train",
 ]
 
@@ -120,45 +127,28 @@ class TrainResult:
 
 
 # ----------------------------------------------------------------- statistics
-def _ranks(x: Tensor) -> Tensor:
-    """1-based ranks with ties given their average rank."""
-    values, order = torch.sort(x, stable=True)
-    _, inverse, counts = torch.unique_consecutive(values, return_inverse=True, return_counts=True)
-    ends = counts.cumsum(0).to(torch.float64)
-    average = ends - (counts.to(torch.float64) - 1) / 2
-    ranks = torch.empty_like(x, dtype=torch.float64)
-    ranks[order] = average[inverse]
-    return ranks
+def _correlations(pred: Tensor, target: Tensor) -> tuple[float, float]:
+    """SRCC and PLCC (plain Pearson, no logistic fit) of validation predictions.
 
-
-def pearson(pred: Tensor, target: Tensor) -> float:
-    """Pearson linear correlation (no logistic fit), nan when undefined.
+    The statistics are those of :mod:`asna_metric.data.evaluation`
+    (:func:`~asna_metric.data.evaluation.srcc`, average ranks for ties, and
+    :func:`~asna_metric.data.evaluation.plcc`, the ``plcc_raw`` of
+    ``asna-metric eval``), so a run's validation figures and an evaluation of
+    the same predictions agree to the last bit.
 
     Args:
-        pred: Predictions ``(N,)``.
+        pred: Finite predictions ``(N,)``.
         target: Labels ``(N,)``.
 
     Returns:
-        PLCC as a float.
+        ``(srcc, plcc)``; ``nan`` for a constant side, and both ``nan`` below
+        the 3 pairs a correlation needs.
     """
-    x = pred.detach().double().flatten()
-    y = target.detach().double().flatten()
-    x, y = x - x.mean(), y - y.mean()
-    denominator = float(x.norm() * y.norm())
-    return float((x * y).sum()) / denominator if denominator > 0 else math.nan
+    from asna_metric.data.evaluation import plcc, srcc
 
-
-def spearman(pred: Tensor, target: Tensor) -> float:
-    """Spearman rank correlation with average ranks for ties.
-
-    Args:
-        pred: Predictions ``(N,)``.
-        target: Labels ``(N,)``.
-
-    Returns:
-        SRCC as a float (nan when a side is constant).
-    """
-    return pearson(_ranks(pred.detach().flatten()), _ranks(target.detach().flatten()))
+    if pred.numel() < 3:
+        return math.nan, math.nan
+    return srcc(pred, target), plcc(pred, target)
 
 
 # ----------------------------------------------------------------- data
@@ -212,14 +202,6 @@ def _split(config: TrainConfig, records: list[Any]) -> tuple[list[Any], list[Any
     return train_records, val_records
 
 
-def _sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _data_description(
     config: TrainConfig, train_records: Sequence[Any], val_records: Sequence[Any]
 ) -> dict[str, Any]:
@@ -227,7 +209,7 @@ def _data_description(
         return len({getattr(r, "ref_id", None) or os.fspath(r.ref) for r in records})
 
     return {
-        "labels": [{"path": p, "sha256": _sha256(p)} for p in config.data.labels],
+        "labels": [{"path": p, "sha256": sha256_file(p)} for p in config.data.labels],
         "root": config.data.root,
         "dataset": config.data.dataset,
         "train_pairs": len(train_records),
@@ -274,18 +256,24 @@ def _setup_distributed(device_type: str) -> _Dist:
     return _Dist(tdist.get_rank(), tdist.get_world_size(), local_rank, owns)
 
 
-def _resolve_device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(
-                "runtime.device is 'cuda' but torch sees no CUDA device. Use --device cpu, or "
-                "install a CUDA build of torch."
-            )
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
+def _training_device(name: str, local_rank: int) -> torch.device:
+    """The device this process trains on: ``runtime.device``, on its own GPU under torchrun.
+
+    Args:
+        name: ``runtime.device`` (``"auto"``, ``"cpu"`` or ``"cuda"``).
+        local_rank: This process's index on its machine (0 without torchrun).
+
+    Returns:
+        The CPU, or CUDA device ``local_rank`` (made the current device).
+
+    Raises:
+        InputError: CUDA was asked for and torch sees none.
+    """
+    device = resolve_device(name, option="runtime.device")
+    if device.type != "cuda":
+        return device
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
 
 
 @contextlib.contextmanager
@@ -355,26 +343,18 @@ def _set_rng_state(state: dict[str, Any]) -> None:
             )
 
 
-@functools.lru_cache(maxsize=1)
 def _git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
-        )
-        if commit.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        suffix = "+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else ""
-        return commit.stdout.strip() + suffix
-    except (OSError, subprocess.SubprocessError):
+    """The source tree's commit as weights metadata records it.
+
+    ``"<40 hex>"``, ``"<40 hex>+dirty"`` (uncommitted changes to tracked
+    files) or ``"unknown"`` (no git tree): the one-string form of
+    :func:`asna_metric._provenance.git_state`, kept because the shipped
+    weights files record it this way.
+    """
+    git = git_state()
+    if git["commit"] is None:
         return "unknown"
+    return str(git["commit"]) + ("+dirty" if git["dirty"] else "")
 
 
 # ----------------------------------------------------------------- files
@@ -491,6 +471,19 @@ def _validate(
     device: torch.device,
     autocast: Any,
 ) -> tuple[float, float]:
+    """Validation (rank 0): SRCC and PLCC of the network's scores on the fixed validation crops.
+
+    Args:
+        net: The network (put in eval mode; the next epoch sets train mode).
+        dataset: The validation pairs.
+        batch_size: Pairs per forward pass.
+        device: The training device.
+        autocast: The run's autocast context factory.
+
+    Returns:
+        ``(srcc, plcc)`` from :func:`_correlations`; both ``nan`` when a
+        score is not finite.
+    """
     net.eval()
     preds, targets = [], []
     for start in range(0, len(dataset), batch_size):
@@ -503,7 +496,7 @@ def _validate(
     pred, target = torch.cat(preds), torch.cat(targets)
     if not torch.isfinite(pred).all():
         return math.nan, math.nan
-    return spearman(pred, target), pearson(pred, target)
+    return _correlations(pred, target)
 
 
 def _autocast_factory(config: TrainConfig, device: torch.device) -> Any:
@@ -525,6 +518,17 @@ def _build_loss(config: TrainConfig) -> nn.Module:
         sorter=loss.sorter,
         temperature=loss.temperature or None,
     )
+
+
+def _require_scipy() -> None:
+    """Fail before training, not after the first epoch, when validation cannot run."""
+    try:
+        import scipy.stats  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "training validates with asna_metric.data.evaluation, which needs scipy: "
+            "pip install 'asna-metric[train]'"
+        ) from exc
 
 
 def _prepare_run_dir(config: TrainConfig, run_dir: str | Path | None, resume: bool) -> Path:
@@ -583,6 +587,7 @@ def train(
         InputError: On invalid data, a run folder that already holds a run
             (without ``resume``), a resumed run whose config differs, or a
             CUDA device that is not there.
+        ImportError: scipy (the validation statistics) is not installed.
 
     Example:
         >>> from asna_metric.train.config import load_config  # doctest: +SKIP
@@ -607,13 +612,14 @@ def train(
                 "model.init_prefix": "",
             }
         )
+    _require_scipy()
     command = command if command is not None else shlex.join(sys.argv)
     wants_cuda = config.runtime.device == "cuda" or (
         config.runtime.device == "auto" and torch.cuda.is_available()
     )
     ddp = _setup_distributed("cuda" if wants_cuda else "cpu")
     try:
-        device = _resolve_device(config.runtime.device, ddp.local_rank)
+        device = _training_device(config.runtime.device, ddp.local_rank)
         with _torch_settings(config, device):
             return _train(
                 config,
@@ -632,6 +638,44 @@ def train(
             torch.distributed.destroy_process_group()
 
 
+# ----------------------------------------------------------------- the run, step by step
+@dataclass
+class _Data:
+    """What the data step builds: the datasets, the epoch sampler and what to record."""
+
+    train_set: torch.utils.data.Dataset[tuple[Tensor, Tensor, Tensor]]
+    val_set: ValPairs
+    sampler: EpochSampler
+    crop: int
+    val_batch: int
+    steps_per_epoch: int
+    info: dict[str, Any]
+
+
+@dataclass
+class _Optimisation:
+    """The optimiser, its schedule, mixed precision and the loss of a run."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    autocast: Any
+    loss_fn: nn.Module
+
+
+@dataclass
+class _Progress:
+    """Where a run stands: what a checkpoint saves besides the weights and optimiser."""
+
+    start_epoch: int = 0
+    best_srcc: float = -math.inf
+    best_plcc: float = math.nan
+    best_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    init_text: str = ""
+    init_file: dict[str, Any] | None = None
+
+
 def _train(
     config: TrainConfig,
     *,
@@ -645,47 +689,207 @@ def _train(
     ddp: _Dist,
     device: torch.device,
 ) -> TrainResult:
-    checkpoint = None
-    if resume and (run_dir / LAST).exists():
-        checkpoint = load_checkpoint(run_dir / LAST)
-        saved = TrainConfig.from_dict(checkpoint["config"])
-        changed = [k for k in config.differences(saved) if k not in RESUMABLE_KEYS]
-        if changed:
-            raise InputError(
-                f"cannot resume {run_dir}: the config differs from the checkpoint's in {changed}. "
-                "Only epochs and runtime options may change; start a new run with --out NEW_DIR."
-            )
+    """Run the steps of :func:`train` once the process group and device are set up.
+
+    Steps: the checkpoint to resume from (:func:`_resume_checkpoint`), the
+    seeded network (:func:`_build_model`), the data (:func:`_build_data`,
+    :func:`_train_loader`), the optimiser (:func:`_build_optimisation`), the
+    run's start or resumed state (:func:`_start_or_resume`), then per epoch
+    training and validation (:func:`_run_epoch`) and the checkpoints and
+    weights export (:func:`_save_epoch`).
+    """
+    checkpoint = _resume_checkpoint(config, run_dir, resume)
     if ddp.main:
         run_dir.mkdir(parents=True, exist_ok=True)
     ddp.barrier()
     files = _RunFiles(run_dir, ddp.main)
 
-    # Data.
-    records = load_records(config)
-    train_records, val_records = _split(config, records)
-    check_paths_exist(train_records + val_records)
-    data_info = _data_description(config, train_records, val_records)
+    net, init_file = _build_model(
+        config, build_net=build_net, init=init, read_init_file=checkpoint is None, device=device
+    )
+    data = _build_data(config, size_multiple=int(getattr(net, "size_multiple", 1)), ddp=ddp)
+    loader = _train_loader(config, data, device)
+    optim = _build_optimisation(config, net, device)
+    state = _start_or_resume(
+        config,
+        checkpoint,
+        net=net,
+        optim=optim,
+        data=data,
+        files=files,
+        init_text=init_description or ("" if init is None else "fine-tuned from a given network"),
+        init_file=init_file,
+        command=command,
+        ddp=ddp,
+        device=device,
+    )
+    logger.info(
+        "rank %d/%d: %d steps per epoch on %s",
+        ddp.rank,
+        ddp.world_size,
+        data.steps_per_epoch,
+        device,
+    )
 
-    # Network (seeded initialisation, or the fine-tuning start point).
+    model: nn.Module = net
+    if ddp.enabled:
+        model = nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    epochs_this_call = 0
+    for epoch in range(state.start_epoch, config.epochs):
+        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
+            break
+        record, seconds = _run_epoch(
+            config,
+            epoch,
+            model=model,
+            net=net,
+            loader=loader,
+            data=data,
+            optim=optim,
+            last_srcc=state.history[-1]["val_srcc"] if state.history else math.nan,
+            ddp=ddp,
+            device=device,
+        )
+        epochs_this_call += 1
+        state.history.append(record)
+        srcc, plcc = record["val_srcc"], record["val_plcc"]
+        improved = ddp.main and not math.isnan(srcc) and srcc > state.best_srcc
+        if improved:
+            state.best_srcc, state.best_plcc, state.best_epoch = srcc, plcc, epoch + 1
+        if ddp.main:
+            _save_epoch(
+                config,
+                epoch,
+                run_dir=run_dir,
+                files=files,
+                net=net,
+                optim=optim,
+                state=state,
+                improved=improved,
+                seconds=seconds,
+                command=command,
+                data_info=data.info,
+            )
+        ddp.barrier()
+
+    weights = run_dir / WEIGHTS
+    return TrainResult(
+        run_dir=run_dir,
+        weights_path=weights if weights.exists() else None,
+        best_epoch=state.best_epoch,
+        best_val_srcc=state.best_srcc if state.best_epoch else math.nan,
+        best_val_plcc=state.best_plcc,
+        epochs_completed=len(state.history),
+        history=state.history,
+        rank=ddp.rank,
+        world_size=ddp.world_size,
+    )
+
+
+def _resume_checkpoint(config: TrainConfig, run_dir: Path, resume: bool) -> dict[str, Any] | None:
+    """Step 1: the checkpoint a resumed run continues from, checked against the config.
+
+    Args:
+        config: The run config.
+        run_dir: The run folder.
+        resume: Whether the caller asked to resume.
+
+    Returns:
+        ``RUN_DIR/last.pt`` read with :func:`load_checkpoint`, or ``None`` for
+        a fresh start (no ``resume``, or no checkpoint yet).
+
+    Raises:
+        InputError: The config differs from the checkpoint's in a key other
+            than :data:`~asna_metric.train.config.RESUMABLE_KEYS`.
+    """
+    if not (resume and (run_dir / LAST).exists()):
+        return None
+    checkpoint = load_checkpoint(run_dir / LAST)
+    saved = TrainConfig.from_dict(checkpoint["config"])
+    changed = [k for k in config.differences(saved) if k not in RESUMABLE_KEYS]
+    if changed:
+        raise InputError(
+            f"cannot resume {run_dir}: the config differs from the checkpoint's in {changed}. "
+            "Only epochs and runtime options may change; start a new run with --out NEW_DIR."
+        )
+    return checkpoint
+
+
+def _build_model(
+    config: TrainConfig,
+    *,
+    build_net: Any,
+    init: nn.Module | None,
+    read_init_file: bool,
+    device: torch.device,
+) -> tuple[nn.Module, dict[str, Any] | None]:
+    """Step 2: the network, seeded from ``(seed, "init")``, on its device.
+
+    Args:
+        config: The run config (``model.arch``, ``model.net``, ``model.init``).
+        build_net: :func:`asna_metric.nets.build_net`.
+        init: A network whose weights replace the seeded ones (fine-tuning).
+        read_init_file: Whether to load ``model.init`` (``False`` when
+            resuming: the checkpoint's weights win).
+        device: Where to put the network.
+
+    Returns:
+        ``(net, init_file)``: ``init_file`` describes the ``model.init`` file
+        loaded (see :func:`asna_metric.train.init_weights.load_init_weights`),
+        or is ``None``.
+    """
     _seed_everything(derive_seed(config.seed, "init"))
     net = build_net(config.model.arch, dict(config.model.net))
     if init is not None:
         net.load_state_dict(init.state_dict(), strict=True)
     init_file: dict[str, Any] | None = None
-    if config.model.init and checkpoint is None:
-        # A resumed run takes every weight from its checkpoint (loaded below) instead.
+    if config.model.init and read_init_file:
         from asna_metric.train.init_weights import load_init_weights
 
         init_file = load_init_weights(net, config.model.init, prefix=config.model.init_prefix)
     net.to(device)
-    multiple = int(getattr(net, "size_multiple", 1))
-    crop = (config.data.crop_size // multiple) * multiple
-    if crop < multiple:
+    return net, init_file
+
+
+def _build_data(config: TrainConfig, *, size_multiple: int, ddp: _Dist) -> _Data:
+    """Step 3: the training and validation datasets and the epoch sampler, from the config.
+
+    Pairs come from the labels files (``data.labels``), split by reference
+    (:func:`_split`); training samples are random aligned crops with
+    augmentation (:class:`~asna_metric.train.pairs.TrainPairs`), validation
+    samples fixed centre crops (:class:`~asna_metric.train.pairs.ValPairs`).
+    A run's epoch draws ``data.samples_per_epoch`` of them in a seeded order
+    (:class:`~asna_metric.train.pairs.EpochSampler`), split between the
+    processes.
+
+    Args:
+        config: The run config (``data``, ``augment``, ``seed``,
+            ``optim.batch_size``).
+        size_multiple: The network's ``size_multiple`` (crops are rounded
+            down to a multiple of it).
+        ddp: This process's rank and the number of processes.
+
+    Returns:
+        The datasets, sampler, crop size, validation batch, steps per epoch
+        and the data description recorded in the weights metadata.
+
+    Raises:
+        InputError: Missing labels or images, a crop below the network's
+            size multiple, or fewer samples per process than one batch.
+    """
+    records = load_records(config)
+    train_records, val_records = _split(config, records)
+    check_paths_exist(train_records + val_records)
+    info = _data_description(config, train_records, val_records)
+
+    crop = (config.data.crop_size // size_multiple) * size_multiple
+    if crop < size_multiple:
         raise InputError(
             f"data.crop_size {config.data.crop_size} is below the network's size multiple "
-            f"{multiple}. Use a multiple of {multiple}."
+            f"{size_multiple}. Use a multiple of {size_multiple}."
         )
-
     store = ImageStore(config.data.cache)
     augment = PairAugment(
         dihedral=config.augment.dihedral,
@@ -694,8 +898,9 @@ def _train(
         l_scale_max=config.augment.l_scale_max,
     )
     train_set = TrainPairs(train_records, crop_size=crop, augment=augment, store=store)
-    val_set = ValPairs(val_records, crop=config.data.val_crop, size_multiple=multiple, store=store)
-    val_batch = config.data.val_batch_size if config.data.val_crop else 1
+    val_set = ValPairs(
+        val_records, crop=config.data.val_crop, size_multiple=size_multiple, store=store
+    )
     sampler = EpochSampler(
         len(train_set),
         samples_per_epoch=config.data.samples_per_epoch,
@@ -712,16 +917,52 @@ def _train(
         )
     if config.data.preload:
         store.preload(train_set.paths() + (val_set.paths() if ddp.main else []))
-    loader = torch.utils.data.DataLoader(
-        train_set,
-        batch_size=batch_size,
+    return _Data(
+        train_set=train_set,
+        val_set=val_set,
         sampler=sampler,
+        crop=crop,
+        val_batch=config.data.val_batch_size if config.data.val_crop else 1,
+        steps_per_epoch=steps_per_epoch,
+        info=info,
+    )
+
+
+def _train_loader(
+    config: TrainConfig, data: _Data, device: torch.device
+) -> torch.utils.data.DataLoader[tuple[Tensor, Tensor, Tensor]]:
+    """Step 3b: the DataLoader of training batches (``optim.batch_size``, last partial dropped).
+
+    Args:
+        config: The run config (``optim.batch_size``, ``data.num_workers``).
+        data: The data step's output.
+        device: The training device (pinned memory on CUDA).
+
+    Returns:
+        The loader; iterate it once per epoch after ``data.sampler.set_epoch``.
+    """
+    return torch.utils.data.DataLoader(
+        data.train_set,
+        batch_size=config.optim.batch_size,
+        sampler=data.sampler,
         drop_last=True,
         num_workers=config.data.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=config.data.num_workers > 0,
     )
 
+
+def _build_optimisation(config: TrainConfig, net: nn.Module, device: torch.device) -> _Optimisation:
+    """Step 4: Adam, the StepLR schedule, the fp16 grad scaler, autocast and the loss.
+
+    Args:
+        config: The run config (``optim``, ``loss``, ``runtime.amp``).
+        net: The network to optimise.
+        device: The training device.
+
+    Returns:
+        The optimisation objects (the scaler is disabled unless fp16 on CUDA).
+    """
     optimizer = torch.optim.Adam(
         net.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
     )
@@ -731,185 +972,313 @@ def _train(
     scaler = torch.amp.GradScaler(
         "cuda", enabled=device.type == "cuda" and config.runtime.amp == "fp16"
     )
-    autocast = _autocast_factory(config, device)
-    loss_fn = _build_loss(config).to(device)
+    return _Optimisation(
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        autocast=_autocast_factory(config, device),
+        loss_fn=_build_loss(config).to(device),
+    )
 
-    start_epoch, best_srcc, best_plcc, best_epoch = 0, -math.inf, math.nan, 0
-    history: list[dict[str, Any]] = []
-    init_text = init_description or ("" if init is None else "fine-tuned from a given network")
+
+def _start_or_resume(
+    config: TrainConfig,
+    checkpoint: dict[str, Any] | None,
+    *,
+    net: nn.Module,
+    optim: _Optimisation,
+    data: _Data,
+    files: _RunFiles,
+    init_text: str,
+    init_file: dict[str, Any] | None,
+    command: str,
+    ddp: _Dist,
+    device: torch.device,
+) -> _Progress:
+    """Step 5: restore a checkpoint (weights, optimiser, schedule, generators) or start the run.
+
+    A fresh start writes ``config.json`` and the ``start:`` line of
+    ``train.log`` (rank 0); a resumed run rewrites ``metrics.jsonl`` from the
+    checkpoint's history and logs where it resumed.
+
+    Args:
+        config: The run config.
+        checkpoint: From :func:`_resume_checkpoint`, or ``None``.
+        net: The network (its weights are replaced from the checkpoint).
+        optim: The optimisation objects (their states likewise).
+        data: The data step's output (for the start line).
+        files: The run-folder writer.
+        init_text: Where the starting weights came from, if given.
+        init_file: The ``model.init`` file loaded, if any.
+        command: The command line of the run.
+        ddp: This process's rank and the number of processes.
+        device: The training device.
+
+    Returns:
+        The run's progress: the first epoch to run, the best so far, the
+        history and the init provenance.
+    """
     if init_file is not None and not init_text:
         init_text = (
             f"{Path(init_file['path']).name} (sha256 {init_file['sha256'][:12]}...) loaded into "
             f"{init_file['prefix'] or 'the network'!r}, {init_file['tensors']} tensors"
         )
-    if checkpoint is not None:
-        net.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        if "scaler" in checkpoint:
-            scaler.load_state_dict(checkpoint["scaler"])
-        _set_rng_state(checkpoint["rng"])
-        start_epoch = int(checkpoint["epoch"])
-        best_srcc = float(checkpoint["best_val_srcc"])
-        best_plcc = float(checkpoint["best_val_plcc"])
-        best_epoch = int(checkpoint["best_epoch"])
-        history = list(checkpoint["history"])
-        init_text = str(checkpoint.get("init", init_text))
-        init_file = checkpoint.get("init_file")
-        files.metrics(history, rewrite=True)
-        files.log(
-            f"resumed from {run_dir / LAST} after epoch {start_epoch}"
-            + (" (model.init not re-applied: the checkpoint's weights win)" if init_file else "")
-        )
-    elif ddp.main:
-        _atomic_write_text(
-            run_dir / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n"
-        )
-        files.log(
-            f"start: {net.arch} ({sum(p.numel() for p in net.parameters())} parameters), "
-            f"{len(train_records)} training / {len(val_records)} validation pairs, crop {crop}, "
-            f"{steps_per_epoch} steps of {batch_size} per epoch x {ddp.world_size} process(es), "
-            f"device {device}; command: {command}"
-        )
-        if init_file is not None:
-            files.log(f"init: {json.dumps(init_file, sort_keys=True)}")
-    logger.info(
-        "rank %d/%d: %d steps per epoch on %s", ddp.rank, ddp.world_size, steps_per_epoch, device
-    )
-
-    model: nn.Module = net
-    if ddp.enabled:
-        model = nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
-    show = {True: False, False: True, "auto": None}[config.runtime.progress]
-    epochs_this_call = 0
-    for epoch in range(start_epoch, config.epochs):
-        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
-            break
-        _seed_everything(derive_seed(config.seed, "epoch", epoch))
-        sampler.set_epoch(epoch)
-        model.train()
-        started = time.perf_counter()
-        total_loss, steps = 0.0, 0
-        lr = optimizer.param_groups[0]["lr"]
-        last_srcc = history[-1]["val_srcc"] if history else math.nan
-        bar = progress(
-            total=steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=True if not ddp.main else show,
-        )
-        with bar:
-            for dist, ref, quality in loader:
-                dist = dist.to(device, non_blocking=True)
-                ref = ref.to(device, non_blocking=True)
-                quality = quality.to(device, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                with autocast():
-                    pred = model(dist, ref)
-                loss = loss_fn(pred.float(), quality)
-                if not torch.isfinite(loss.detach()):
-                    raise FloatingPointError(
-                        f"training loss became {float(loss.detach())} at epoch {epoch + 1}, step "
-                        f"{steps + 1}. Lower optim.lr or enable optim.grad_clip."
-                    )
-                scaler.scale(loss).backward()
-                if config.optim.grad_clip:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(net.parameters(), config.optim.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                total_loss += float(loss.detach())
-                steps += 1
-                bar.update(1)
-                bar.set_postfix_str(
-                    f"loss={total_loss / steps:.4f} val_srcc={last_srcc:.3f}", refresh=False
-                )
-            train_loss = total_loss / max(steps, 1)
-            if ddp.enabled:
-                reduced = torch.tensor([train_loss], dtype=torch.float64)
-                torch.distributed.all_reduce(reduced)
-                train_loss = float(reduced) / ddp.world_size
-            scheduler.step()
-            train_seconds = time.perf_counter() - started
-            srcc = plcc = math.nan
-            if ddp.main:
-                srcc, plcc = _validate(
-                    net, val_set, batch_size=val_batch, device=device, autocast=autocast
-                )
-                bar.set_postfix_str(f"loss={train_loss:.4f} val_srcc={srcc:.3f}")
-        seconds = time.perf_counter() - started
-        epochs_this_call += 1
-        record = {
-            "epoch": epoch + 1,
-            "train_loss": train_loss,
-            "val_srcc": srcc,
-            "val_plcc": plcc,
-            "lr": lr,
-            "steps": steps,
-            "seconds": round(seconds, 3),
-            "seconds_per_step": round(train_seconds / max(steps, 1), 4),
-            "world_size": ddp.world_size,
-        }
-        history.append(record)
-        improved = ddp.main and not math.isnan(srcc) and srcc > best_srcc
-        if improved:
-            best_srcc, best_plcc, best_epoch = srcc, plcc, epoch + 1
+    if checkpoint is None:
         if ddp.main:
-            state = {
-                "format": CHECKPOINT_FORMAT,
-                "epoch": epoch + 1,
-                "model": net.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": _rng_state(),
-                "best_val_srcc": best_srcc,
-                "best_val_plcc": best_plcc,
-                "best_epoch": best_epoch,
-                "history": history,
-                "config": config.to_dict(),
-                "arch": net.arch,
-                "net_config": net.config,
-                "init": init_text,
-                "init_file": init_file,
-                "asna_metric_version": __version__,
-            }
-            if improved:
-                _atomic_save(state, run_dir / BEST)
-                _export_weights(
-                    run_dir / WEIGHTS,
-                    net,
-                    config=config,
-                    command=command,
-                    data=data_info,
-                    epoch=epoch + 1,
-                    srcc=srcc,
-                    plcc=plcc,
-                    init=init_text,
-                    init_file=init_file,
-                )
-            _atomic_save(state, run_dir / LAST)
-            files.metrics(history)
-            files.log(
-                f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.5f}, val SRCC "
-                f"{srcc:.4f} PLCC {plcc:.4f}, lr {lr:.2e}, {seconds:.1f} s "
-                f"({record['seconds_per_step']:.3f} s/step){' *best*' if improved else ''}"
+            _atomic_write_text(
+                files.run_dir / "config.json",
+                json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n",
             )
-        ddp.barrier()
+            files.log(
+                f"start: {net.arch} ({sum(p.numel() for p in net.parameters())} parameters), "
+                f"{data.info['train_pairs']} training / {data.info['val_pairs']} validation "
+                f"pairs, crop {data.crop}, {data.steps_per_epoch} steps of "
+                f"{config.optim.batch_size} per epoch x {ddp.world_size} process(es), "
+                f"device {device}; command: {command}"
+            )
+            if init_file is not None:
+                files.log(f"init: {json.dumps(init_file, sort_keys=True)}")
+        return _Progress(init_text=init_text, init_file=init_file)
 
-    weights = run_dir / WEIGHTS
-    return TrainResult(
-        run_dir=run_dir,
-        weights_path=weights if weights.exists() else None,
-        best_epoch=best_epoch,
-        best_val_srcc=best_srcc if best_epoch else math.nan,
-        best_val_plcc=best_plcc,
-        epochs_completed=len(history),
-        history=history,
-        rank=ddp.rank,
-        world_size=ddp.world_size,
+    net.load_state_dict(checkpoint["model"])
+    optim.optimizer.load_state_dict(checkpoint["optimizer"])
+    optim.scheduler.load_state_dict(checkpoint["scheduler"])
+    if "scaler" in checkpoint:
+        optim.scaler.load_state_dict(checkpoint["scaler"])
+    _set_rng_state(checkpoint["rng"])
+    state = _Progress(
+        start_epoch=int(checkpoint["epoch"]),
+        best_srcc=float(checkpoint["best_val_srcc"]),
+        best_plcc=float(checkpoint["best_val_plcc"]),
+        best_epoch=int(checkpoint["best_epoch"]),
+        history=list(checkpoint["history"]),
+        init_text=str(checkpoint.get("init", init_text)),
+        init_file=checkpoint.get("init_file"),
+    )
+    files.metrics(state.history, rewrite=True)
+    files.log(
+        f"resumed from {files.run_dir / LAST} after epoch {state.start_epoch}"
+        + (" (model.init not re-applied: the checkpoint's weights win)" if state.init_file else "")
+    )
+    return state
+
+
+def _run_epoch(
+    config: TrainConfig,
+    epoch: int,
+    *,
+    model: nn.Module,
+    net: nn.Module,
+    loader: torch.utils.data.DataLoader[tuple[Tensor, Tensor, Tensor]],
+    data: _Data,
+    optim: _Optimisation,
+    last_srcc: float,
+    ddp: _Dist,
+    device: torch.device,
+) -> tuple[dict[str, Any], float]:
+    """Step 6: one epoch: re-seed, train on every batch, step the schedule, validate (rank 0).
+
+    Args:
+        config: The run config.
+        epoch: 0-based epoch number.
+        model: The network to train (wrapped in DDP under torchrun).
+        net: The plain network (gradient clipping, validation).
+        loader: From :func:`_train_loader`.
+        data: The data step's output (sampler, validation set).
+        optim: The optimisation objects.
+        last_srcc: The previous epoch's validation SRCC (for the progress bar).
+        ddp: This process's rank and the number of processes.
+        device: The training device.
+
+    Returns:
+        ``(record, seconds)``: the epoch's ``metrics.jsonl`` record
+        (``val_srcc`` and ``val_plcc`` are ``nan`` on ranks other than 0) and
+        its wall time in seconds, unrounded.
+    """
+    _seed_everything(derive_seed(config.seed, "epoch", epoch))
+    data.sampler.set_epoch(epoch)
+    model.train()
+    started = time.perf_counter()
+    lr = optim.optimizer.param_groups[0]["lr"]
+    show = {True: False, False: True, "auto": None}[config.runtime.progress]
+    bar = progress(
+        total=data.steps_per_epoch,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        disable=True if not ddp.main else show,
+    )
+    with bar:
+        train_loss, steps = _train_steps(
+            config,
+            epoch,
+            model=model,
+            net=net,
+            loader=loader,
+            optim=optim,
+            bar=bar,
+            last_srcc=last_srcc,
+            device=device,
+        )
+        if ddp.enabled:
+            reduced = torch.tensor([train_loss], dtype=torch.float64)
+            torch.distributed.all_reduce(reduced)
+            train_loss = float(reduced) / ddp.world_size
+        optim.scheduler.step()
+        train_seconds = time.perf_counter() - started
+        srcc = plcc = math.nan
+        if ddp.main:
+            srcc, plcc = _validate(
+                net, data.val_set, batch_size=data.val_batch, device=device, autocast=optim.autocast
+            )
+            bar.set_postfix_str(f"loss={train_loss:.4f} val_srcc={srcc:.3f}")
+    seconds = time.perf_counter() - started
+    record = {
+        "epoch": epoch + 1,
+        "train_loss": train_loss,
+        "val_srcc": srcc,
+        "val_plcc": plcc,
+        "lr": lr,
+        "steps": steps,
+        "seconds": round(seconds, 3),
+        "seconds_per_step": round(train_seconds / max(steps, 1), 4),
+        "world_size": ddp.world_size,
+    }
+    return record, seconds
+
+
+def _train_steps(
+    config: TrainConfig,
+    epoch: int,
+    *,
+    model: nn.Module,
+    net: nn.Module,
+    loader: torch.utils.data.DataLoader[tuple[Tensor, Tensor, Tensor]],
+    optim: _Optimisation,
+    bar: Any,
+    last_srcc: float,
+    device: torch.device,
+) -> tuple[float, int]:
+    """The optimisation steps of one epoch, one per batch of the loader.
+
+    Args:
+        config: The run config (``optim.grad_clip``).
+        epoch: 0-based epoch number (for the error message).
+        model: The network to train (wrapped in DDP under torchrun).
+        net: The plain network (its parameters are clipped).
+        loader: The epoch's batches of ``(dist, ref, quality)``.
+        optim: The optimisation objects.
+        bar: The epoch's progress bar.
+        last_srcc: Shown on the bar.
+        device: The training device.
+
+    Returns:
+        ``(mean loss of this process's steps, number of steps)``.
+
+    Raises:
+        FloatingPointError: The loss is not finite.
+    """
+    total_loss, steps = 0.0, 0
+    for dist, ref, quality in loader:
+        dist = dist.to(device, non_blocking=True)
+        ref = ref.to(device, non_blocking=True)
+        quality = quality.to(device, non_blocking=True)
+        optim.optimizer.zero_grad(set_to_none=True)
+        with optim.autocast():
+            pred = model(dist, ref)
+        loss = optim.loss_fn(pred.float(), quality)
+        if not torch.isfinite(loss.detach()):
+            raise FloatingPointError(
+                f"training loss became {float(loss.detach())} at epoch {epoch + 1}, step "
+                f"{steps + 1}. Lower optim.lr or enable optim.grad_clip."
+            )
+        optim.scaler.scale(loss).backward()
+        if config.optim.grad_clip:
+            optim.scaler.unscale_(optim.optimizer)
+            nn.utils.clip_grad_norm_(net.parameters(), config.optim.grad_clip)
+        optim.scaler.step(optim.optimizer)
+        optim.scaler.update()
+        total_loss += float(loss.detach())
+        steps += 1
+        bar.update(1)
+        bar.set_postfix_str(
+            f"loss={total_loss / steps:.4f} val_srcc={last_srcc:.3f}", refresh=False
+        )
+    return total_loss / max(steps, 1), steps
+
+
+def _save_epoch(
+    config: TrainConfig,
+    epoch: int,
+    *,
+    run_dir: Path,
+    files: _RunFiles,
+    net: nn.Module,
+    optim: _Optimisation,
+    state: _Progress,
+    improved: bool,
+    seconds: float,
+    command: str,
+    data_info: dict[str, Any],
+) -> None:
+    """Step 7 (rank 0): checkpoints, the best weights export, the metrics line and the log line.
+
+    ``best.pt`` and ``best.safetensors`` are written when the epoch improved
+    the validation SRCC, ``last.pt`` after every epoch (atomically, so an
+    interruption leaves the previous one).
+
+    Args:
+        config: The run config.
+        epoch: 0-based epoch number just finished.
+        run_dir: The run folder.
+        files: The run-folder writer.
+        net: The trained network.
+        optim: The optimisation objects (their states are saved).
+        state: The run's progress, with this epoch's record appended.
+        improved: Whether this epoch is the best so far.
+        seconds: The epoch's wall time (for the log line).
+        command: The command line recorded in the weights metadata.
+        data_info: The data description recorded in the weights metadata.
+    """
+    record = state.history[-1]
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": epoch + 1,
+        "model": net.state_dict(),
+        "optimizer": optim.optimizer.state_dict(),
+        "scheduler": optim.scheduler.state_dict(),
+        "scaler": optim.scaler.state_dict(),
+        "rng": _rng_state(),
+        "best_val_srcc": state.best_srcc,
+        "best_val_plcc": state.best_plcc,
+        "best_epoch": state.best_epoch,
+        "history": state.history,
+        "config": config.to_dict(),
+        "arch": net.arch,
+        "net_config": net.config,
+        "init": state.init_text,
+        "init_file": state.init_file,
+        "asna_metric_version": __version__,
+    }
+    if improved:
+        _atomic_save(checkpoint, run_dir / BEST)
+        _export_weights(
+            run_dir / WEIGHTS,
+            net,
+            config=config,
+            command=command,
+            data=data_info,
+            epoch=epoch + 1,
+            srcc=record["val_srcc"],
+            plcc=record["val_plcc"],
+            init=state.init_text,
+            init_file=state.init_file,
+        )
+    _atomic_save(checkpoint, run_dir / LAST)
+    files.metrics(state.history)
+    files.log(
+        f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.5f}, val SRCC "
+        f"{record['val_srcc']:.4f} PLCC {record['val_plcc']:.4f}, lr {record['lr']:.2e}, "
+        f"{seconds:.1f} s ({record['seconds_per_step']:.3f} s/step)"
+        f"{' *best*' if improved else ''}"
     )
 
 
