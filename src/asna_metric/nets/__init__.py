@@ -23,11 +23,13 @@ from typing import Any
 from asna_metric.errors import InputError
 from asna_metric.nets._siamese import PairQualityNet
 from asna_metric.nets.asna import ASNANet
+from asna_metric.nets.asna_id import ASNAIdentityNet
 from asna_metric.nets.efficientnet import EfficientLiteSiameseNet
 from asna_metric.nets.siamese import SiameseDiffConvLSTMNet, SiameseDiffNet
 
 __all__ = [
     "ARCHITECTURES",
+    "ASNAIdentityNet",
     "ASNANet",
     "EfficientLiteSiameseNet",
     "PairQualityNet",
@@ -38,6 +40,7 @@ __all__ = [
 
 ARCHITECTURES: dict[str, type[PairQualityNet]] = {
     "asna": ASNANet,
+    "asna_id": ASNAIdentityNet,
     "efficientnet_lite0": EfficientLiteSiameseNet,
     "siamese_diff": SiameseDiffNet,
     "siamese_diff_convlstm": SiameseDiffConvLSTMNet,
