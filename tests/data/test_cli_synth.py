@@ -145,3 +145,29 @@ def test_synth_requires_refs_and_out(capsys: pytest.CaptureFixture[str]) -> None
         main(["synth", "--refs", "x"])
     assert excinfo.value.code == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_synth_split_uses_only_that_split(tmp_path: Path) -> None:
+    import json
+
+    from asna_metric.data.splits import make_reference_split
+
+    root = tmp_path / "root"
+    rng = np.random.default_rng(1)
+    for folder, count in (("alpha", 10), ("kodak", 2)):
+        (root / folder).mkdir(parents=True)
+        for i in range(count):
+            array = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+            Image.fromarray(array).save(root / folder / f"{folder}{i}.png")
+    manifest = make_reference_split(root, folders=("alpha",), eval_only_folders=("kodak",))
+    (tmp_path / "split.json").write_text(json.dumps(manifest))
+    out = tmp_path / "out"
+    argv = ["synth", "--refs", str(root), "--split", "test", "--manifest"]
+    argv += [str(tmp_path / "split.json"), "--out", str(out), "--types", "1", "--levels", "2"]
+    assert main([*argv, "--no-progress"]) == 0
+    (test_photo,) = manifest["splits"]["test"]
+    stem = Path(test_photo).stem
+    assert [(r["dis_img_path"], r["ref_img_path"]) for r in _read(out / "labels.csv")] == [
+        (f"dist/{stem}_01_02.png", f"refs/{stem}.png")
+    ]
+    assert main(["synth", "--refs", str(root), "--manifest", "refs-v1", "--out", str(out)]) == 2

@@ -15,8 +15,13 @@ Labels are KADID-10k's human cell mean MOS (1..5) for each (type, level):
 they say how bad a distortion is, not how it interacts with each image.
 Rerunning with the same --out and --seed resumes an interrupted run.
 
-example:
+With --split, --refs is the refs root (the folder holding cbsd68/, bsds500/,
+urban100/, kodak/...) and only the photographs of that split of the reference
+manifest (--manifest, default refs-v1) are used, after checking their sha256.
+
+examples:
   asna-metric synth --refs shared/data/refs/kodak24 --out kadid_kodak --workers 2
+  asna-metric synth --refs shared/data/refs --split test --out kadid_test
 """
 
 
@@ -41,6 +46,18 @@ def register(subparsers: Any) -> None:
         "--refs", required=True, type=Path, metavar="DIR", help="folder of reference images"
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--split",
+        choices=("train", "val", "test", "eval_only"),
+        help="only this split of the reference manifest (--refs is then the refs root)",
+    )
+    parser.add_argument(
+        "--manifest",
+        default=None,
+        metavar="NAME|FILE",
+        help="reference split manifest for --split: a shipped name or a JSON file "
+        "(default: refs-v1)",
+    )
     parser.add_argument(
         "--types", nargs="+", metavar="TYPE", help="distortion types (default: all 25)"
     )
@@ -70,6 +87,16 @@ def _run(args: argparse.Namespace) -> int:
     from asna_metric.data.synthesis import synthesize
     from asna_metric.errors import InputError
 
+    if args.manifest is not None and args.split is None:
+        raise InputError("--manifest needs --split (which split of the manifest to use).")
+    references = None
+    if args.split is not None:
+        from asna_metric.data.splits import DEFAULT_REFERENCE_SPLIT, resolve_reference_split
+
+        paths = resolve_reference_split(
+            args.refs, args.split, manifest=args.manifest or DEFAULT_REFERENCE_SPLIT
+        )
+        references = [str(p) for p in paths]
     levels = _split(args.levels)
     if levels is not None:
         bad = [level for level in levels if level not in {"1", "2", "3", "4", "5"}]
@@ -84,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         include_identity=args.identity,
         progress=not args.no_progress,
         workers=args.workers,
+        references=references,
     )
     with labels.open() as handle:
         pairs = sum(1 for _ in handle) - 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -101,17 +103,40 @@ class AttentionBlock(nn.Module):
         return self.fuse(torch.cat((x, by_channel, by_location), dim=1))
 
 
+def encode_levels(stem: nn.Module, blocks: Iterable[nn.Module], x: Tensor) -> list[Tensor]:
+    """Run a stem, then encoder blocks with a 2x max-pool before every block but the first.
+
+    Args:
+        stem: First layer(s).
+        blocks: One module per encoder level.
+        x: Input ``(N, C, H, W)``.
+
+    Returns:
+        The features of every level, shallowest (full resolution) first.
+    """
+    x = stem(x)
+    features = []
+    for i, block in enumerate(blocks):
+        if i:
+            x = F.max_pool2d(x, 2)
+        x = block(x)
+        features.append(x)
+    return features
+
+
 class ResidualBlock(nn.Module):
     """``x + conv(relu(conv(x)))`` with 3x3 convolutions and no normalisation.
 
     Args:
         channels: Input and output channels.
+        bias: Convolution biases; without them zero input gives zero output
+            (the difference path of ``asna_id``).
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, *, bias: bool = True) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the block.

@@ -9,7 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from asna_metric.nets._blocks import AttentionBlock, ConvBlock, LocationHead, ResidualBlock
+from asna_metric.nets._blocks import (
+    AttentionBlock,
+    ConvBlock,
+    LocationHead,
+    ResidualBlock,
+    encode_levels,
+)
 
 __all__ = ["PairQualityNet", "SiameseDifferenceBackbone"]
 
@@ -91,14 +97,7 @@ class SiameseDifferenceBackbone(nn.Module):
         Returns:
             One tensor per level.
         """
-        x = self.stem(x)
-        features = []
-        for i, block in enumerate(self.encoder):
-            if i:
-                x = F.max_pool2d(x, 2)
-            x = block(x)
-            features.append(x)
-        return features
+        return encode_levels(self.stem, self.encoder, x)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         """Difference features at full resolution.

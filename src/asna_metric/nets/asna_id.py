@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asna_metric.errors import InputError
-from asna_metric.nets._blocks import BN_EPS, BN_MOMENTUM, WEIGHT_EPS
+from asna_metric.nets._blocks import BN_EPS, BN_MOMENTUM, WEIGHT_EPS, ResidualBlock, encode_levels
 from asna_metric.nets._siamese import PairQualityNet
 
 __all__ = ["ASNAIdentityNet", "smooth_magnitude"]
@@ -88,26 +88,6 @@ class _DifferenceBlock(nn.Sequential):
         super().__init__(
             _conv(in_ch, out_ch, kernel, stride, bias=False), nn.LeakyReLU(negative_slope)
         )
-
-
-class _DifferenceResidual(nn.Module):
-    """``x + conv(relu(conv(x)))`` with bias-free 3x3 convolutions (zero stays zero)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = _conv(channels, channels, 3, bias=False)
-        self.conv2 = _conv(channels, channels, 3, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Apply the block.
-
-        Args:
-            x: Features ``(N, C, h, w)``.
-
-        Returns:
-            Features of the same shape.
-        """
-        return x + self.conv2(F.relu(self.conv1(x)))
 
 
 class ASNAIdentityNet(PairQualityNet):
@@ -335,7 +315,7 @@ class ASNAIdentityNet(PairQualityNet):
             ),
         )
         self.residuals = nn.Sequential(
-            *(_DifferenceResidual(head_widths[1]) for _ in range(residual_blocks))
+            *(ResidualBlock(head_widths[1], bias=False) for _ in range(residual_blocks))
         )
         self.hidden = _conv(head_widths[1], head_hidden, 1, bias=False)
         # Non-negative combination of the magnitudes: softplus of free parameters.
@@ -404,14 +384,7 @@ class ASNAIdentityNet(PairQualityNet):
         Returns:
             One tensor per level.
         """
-        x = self.stem(x)
-        out = []
-        for i, block in enumerate(self.encoder):
-            if i:
-                x = F.max_pool2d(x, 2)
-            x = block(x)
-            out.append(x)
-        return out
+        return encode_levels(self.stem, self.encoder, x)
 
     def distance_maps(self, dist: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
         """Per-location distance ``D >= 0`` and content weight, at 1/8 of the input.
