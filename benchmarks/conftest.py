@@ -23,26 +23,17 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from asna_metric.data._cli_eval import (
-    PredictionCache,
-    _json_safe,
-    evaluate_records,
-    format_table,
-    metric_key,
-    predict,
-    run_metadata,
-    weights_metadata,
-)
+from asna_metric._provenance import describe_weights, run_metadata
 from asna_metric.data.baselines import build_metric
+from asna_metric.data.predict import PredictionCache, metric_key, predict
 from asna_metric.data.readers import PairRecord
+from asna_metric.data.report import evaluate_records, format_table, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINES = ("psnr", "ssim", "ms_ssim")
@@ -63,27 +54,9 @@ def write_json(tmp_path: Path) -> Callable[[str, dict[str, Any]], Path]:
     """
 
     def write(name: str, payload: dict[str, Any]) -> Path:
-        import torch
-
-        from asna_metric import __version__
-
         root = Path(os.environ.get("ASNA_BENCH_OUT", tmp_path))
         root.mkdir(parents=True, exist_ok=True)
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-        info = {
-            "commit": commit,
-            "asna_metric": __version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "device": "cpu",
-            "threads": torch.get_num_threads(),
-        }
+        info = run_metadata(f"pytest benchmarks ({name})", folder=REPO)
         path = root / name
         path.write_text(json.dumps({**info, **payload}, indent=1) + "\n")
         print(f"wrote {path}")
@@ -143,8 +116,8 @@ def _metric_functions(
         try:
             fn = build_metric("asna", weights=weights, self_ensemble=mode)
         except (ImportError, ValueError, OSError) as exc:  # InputError, missing file, bad weights
-            notes.append(f"{label} skipped: {type(exc).__name__}: {exc}")
-            continue
+            # A benchmark asked for this ASNA: without it the benchmark has not run.
+            pytest.fail(f"{label}: the weights {weights or 'default'} did not load: {exc}")
         key = metric_key("asna", weights, mode)
         functions[key] = fn
         labels[key] = label
@@ -240,16 +213,22 @@ def run_accuracy(bench_out: Path, bench_cache: Path) -> Callable[..., list[dict[
                 "published SRCC for comparison: "
                 + ", ".join(f"{k} {v}" for k, v in published.items())
             )
-        metadata = run_metadata(f"pytest benchmarks ({name})")
-        metadata["weights"] = {
-            labels[key]: weights_metadata(weights) for key, weights in asna_weights.items()
-        }
+        metadata = run_metadata(
+            f"pytest benchmarks ({name})",
+            weights={labels[k]: describe_weights(w) for k, w in asna_weights.items()},
+            folder=REPO,
+        )
         metadata["notes"] = [*build_notes, *notes]
         metadata["pairs"] = len(records)
-        clean = [{k: v for k, v in e.items() if k not in ("pred", "target")} for e in results]
         path = bench_out / f"accuracy_{name}.json"
-        path.write_text(json.dumps(_json_safe({"metadata": metadata, "results": clean}), indent=2))
+        write_results(path, results, metadata)
         print(f"wrote {path}")
+        scored = {e["metric"] for e in results if "error" not in e}
+        absent = [labels[k] for k in asna_weights if labels[k] not in scored]
+        if absent:
+            pytest.fail(f"the benchmark asked for {absent} and they scored no subset")
+        if not results:
+            pytest.fail(f"{name}: no metric produced a result")
         return results
 
     return run

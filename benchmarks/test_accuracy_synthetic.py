@@ -71,10 +71,8 @@ def _chosen_references(refs_root: Path) -> dict[str, list[Path]]:
 def test_accuracy_on_synthetic_kadid_protocol(
     shared_data_root: Path, bench_cache: Path, run_accuracy
 ) -> None:  # type: ignore[no-untyped-def]
-    try:
-        from asna_metric.data.synthesis import synthesize
-    except ImportError as exc:
-        pytest.skip(f"asna_metric.data.synthesis is not available: {exc}")
+    from asna_metric.data.synthesis import synthesize
+
     sets = _chosen_references(shared_data_root / "refs")
     if not sets:
         pytest.skip(f"no reference photographs under {shared_data_root / 'refs'}")

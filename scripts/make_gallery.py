@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from asna_metric.ensemble import SELF_ENSEMBLE_MODES
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "tests" / "assets"
 
@@ -118,7 +120,7 @@ def _members_figure(dist, panels, box):  # type: ignore[no-untyped-def]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default=None, help="registry name or .safetensors file")
-    parser.add_argument("--self-ensemble", default="none", choices=("none", "flips", "full"))
+    parser.add_argument("--self-ensemble", default="none", choices=SELF_ENSEMBLE_MODES)
     parser.add_argument(
         "--ref",
         type=Path,

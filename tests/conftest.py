@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,12 +83,9 @@ def assets() -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     """The shared data folder (labels, reference photographs); skips when absent."""
-    root = Path(
-        os.environ.get("ASNA_SHARED_DATA", Path(__file__).parents[1] / ".." / "shared" / "data")
-    )
-    if not (root / "labels").is_dir():
-        pytest.skip(
-            f"shared data not found at {root}: set ASNA_SHARED_DATA to the folder holding "
-            "labels/ and refs/ (the project's ../shared/data)"
-        )
-    return root.resolve()
+    from helpers import find_shared_data
+
+    root, missing = find_shared_data()
+    if missing:
+        pytest.skip(missing)
+    return root

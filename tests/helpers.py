@@ -2,14 +2,48 @@
 
 from __future__ import annotations
 
+import os
+import struct
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from asna_metric import weights as W
 from asna_metric.nets import build_net
+
+#: Environment variable naming the shared data folder (labels/, refs/).
+SHARED_DATA_ENV = "ASNA_SHARED_DATA"
+
+#: Where the shared data is looked for when the variable is not set: beside the repository.
+DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def find_shared_data(environ: Mapping[str, str] = os.environ) -> tuple[Path, str | None]:
+    """Locate the shared data folder: ``(resolved path, reason it is unusable or None)``.
+
+    The reason says where the data was looked for (the resolved path, and
+    whether it came from the environment variable or the default) and what
+    to set, so that a skipped test tells a new contributor how to run it.
+    """
+    given = environ.get(SHARED_DATA_ENV)
+    root = Path(given).expanduser().resolve() if given else DEFAULT_SHARED_DATA
+    if (root / "labels").is_dir():
+        return root, None
+    source = (
+        f"from {SHARED_DATA_ENV}={given!r}"
+        if given
+        else f"the default, ../shared/data beside the repository; {SHARED_DATA_ENV} is not set"
+    )
+    return root, (
+        f"shared data not found: looked for {root / 'labels'} ({source}). To run this test, "
+        f"set {SHARED_DATA_ENV} to the folder that holds labels/ and refs/ (the project's "
+        f"shared/data), e.g. {SHARED_DATA_ENV}=/path/to/shared/data pytest ..."
+    )
+
 
 # A tiny ASNA network: a weights file of it saves and loads in milliseconds.
 TINY = {
@@ -36,3 +70,28 @@ def direct_score(weights: Path, dist: Path, ref: Path) -> float:
 
     with torch.no_grad():
         return float(ASNA(weights, self_ensemble="none")(dist, ref)[0])
+
+
+def write_png16(path: Path, pixels: np.ndarray) -> None:
+    """Write a 16-bit PNG (grey, grey+alpha, RGB or RGBA) with a minimal encoder.
+
+    Pillow cannot write 16-bit colour PNGs; ``pixels`` is ``HxW`` or ``HxWxC``
+    (C = 1..4) ``uint16``.
+    """
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    height, width, channels = pixels.shape
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )

@@ -144,3 +144,49 @@ def test_map_without_matplotlib_names_the_extra(
     argv = ["map", *map(str, images), "--out", str(tmp_path / "h.png")]
     code = main([*argv, "--weights", str(tiny_weights), *MODEL])
     assert code == 2 and "asna-metric[eval]" in capsys.readouterr().err
+
+
+def test_map_raw_needs_no_matplotlib(
+    tmp_path: Path,
+    tiny_weights: Path,
+    images: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plain install (no extras) can still save the map as numpy arrays."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    raw = tmp_path / "map.npy"
+    code = main(
+        ["map", *map(str, images), "--raw", str(raw), "--weights", str(tiny_weights), *MODEL]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    score = float(captured.out.strip())
+    quality, weights = np.load(raw), np.load(tmp_path / "map.weights.npy")
+    assert quality.shape == (HEIGHT, WIDTH)
+    assert float((weights * quality).sum() / weights.sum()) == pytest.approx(score, abs=1e-5)
+
+
+def test_map_out_without_matplotlib_still_writes_raw_then_names_the_extra(
+    tmp_path: Path,
+    tiny_weights: Path,
+    images: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out, raw = tmp_path / "heat.png", tmp_path / "map.npy"
+    argv = ["map", *map(str, images), "--out", str(out), "--raw", str(raw)]
+    code = main([*argv, "--weights", str(tiny_weights), *MODEL])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "needs matplotlib" in err and "pip install 'asna-metric[eval]'" in err
+    assert str(raw) in err  # says what it did write
+    assert raw.is_file() and (tmp_path / "map.weights.npy").is_file() and not out.exists()
+
+
+def test_map_needs_out_or_raw(
+    tiny_weights: Path, images: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["map", *map(str, images), "--weights", str(tiny_weights), *MODEL])
+    assert code == 2 and "--out HEAT.png" in capsys.readouterr().err

@@ -74,8 +74,9 @@ def test_score_json(tiny_weights: Path, assets: Path, capsys: pytest.CaptureFixt
     code = main(["score", str(dist), str(ref), "--weights", str(tiny_weights), *MODEL, "--json"])
     record = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert record["weights"] == "tiny-cli" and record["weights_revision"] == "local"
-    assert record["weights_sha256"] == W.sha256_file(tiny_weights)
+    assert record["weights"]["name"] == "tiny-cli" and record["weights"]["source"] == "local"
+    assert record["weights"]["sha256"] == W.sha256_file(tiny_weights)
+    assert record["weights"]["revision"] is None
     assert record["asna_metric_version"] == __version__
     assert record["self_ensemble"] == "none" and isinstance(record["score"], float)
 
@@ -89,6 +90,44 @@ def test_score_errors_exit_2(
     assert "missing.png" in capsys.readouterr().err
     assert main(["score", str(ref), str(ref), "--weights", "no-such-weights", *MODEL]) == 2
     assert "unknown weights 'no-such-weights'" in capsys.readouterr().err
+
+
+def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_states_the_score_scale_as_measured(capsys: pytest.CaptureFixture[str]) -> None:
+    # Identical pairs score 0.79-0.91 with the shipped weights: "1 = identical" was untrue.
+    for command in ("score", "map"):
+        text = _help(command, capsys)
+        assert "1 = identical" not in text
+        assert "higher is better; identical pairs score highest, about 0.8-0.9" in text
+
+
+def test_score_dir_help_states_the_measured_compile_speed_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = _help("score-dir", capsys)
+    assert "1.2x faster" not in text  # docs/performance.md measured 1.01x for compile()
+    assert "1.01x at 512x384" in text and "docs/performance.md" in text
+
+
+def test_self_ensemble_choices_and_device_errors(
+    tiny_weights: Path, assets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asna_metric.ensemble import SELF_ENSEMBLE_MODES
+
+    text = _help("score", capsys)
+    assert "{" + ",".join(SELF_ENSEMBLE_MODES) + "}" in text
+    ref = str(assets / "asna_pair" / "ref.png")
+    argv = ["score", ref, ref, "--weights", str(tiny_weights), "--device"]
+    assert main([*argv, "no-such-device"]) == 2
+    assert "--device must be auto or a torch device" in capsys.readouterr().err
+    assert main([*argv, "auto"]) == 0  # "auto" is accepted, as everywhere else
+    assert float(capsys.readouterr().out) > 0
 
 
 # --- score-dir ------------------------------------------------------------------------
@@ -130,7 +169,7 @@ def test_score_dir_rows_and_errors(
     expected = direct_score(tiny_weights, dist_dir / "sub/d.png", ref_dir / "sub/d.png")
     assert float(by_dist["sub/d.png"]["score"]) == pytest.approx(expected, abs=2e-6)
     settings = json.loads(out.with_name("scores.csv.json").read_text())
-    assert settings["weights"] == "tiny-cli" and settings["self_ensemble"] == "none"
+    assert settings["weights"]["name"] == "tiny-cli" and settings["self_ensemble"] == "none"
 
 
 def test_score_dir_workers_and_batches_agree(

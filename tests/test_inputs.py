@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,28 +8,16 @@ import torch
 from PIL import Image
 
 from asna_metric.errors import InputError
-from asna_metric.inputs import MIN_SIZE, RANGE_TOLERANCE, check_pair, to_batch
-
-
-def _write_png16(path: Path, pixels: np.ndarray) -> None:
-    """Write a 16-bit PNG (grey, grey+alpha, RGB or RGBA) with a minimal encoder."""
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    height, width, channels = pixels.shape
-    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+from asna_metric.inputs import (
+    MIN_SIZE,
+    RANGE_TOLERANCE,
+    check_images,
+    check_pair,
+    read_image,
+    read_image_pixels,
+    to_batch,
+)
+from helpers import write_png16
 
 
 @pytest.fixture
@@ -142,7 +128,7 @@ def test_pil_modes(rng: np.random.Generator) -> None:
     assert torch.allclose(t_rgb[0].permute(1, 2, 0), torch.from_numpy(rgb / 255.0).float())
     t_l = to_batch(Image.fromarray(grey, "L"), name="x")
     assert torch.allclose(t_l[0], torch.from_numpy(grey / 255.0).float().expand(3, 5, 6))
-    rgba = Image.fromarray(np.dstack([rgb, np.zeros((5, 6), np.uint8)]), "RGBA")
+    rgba = Image.fromarray(np.dstack([rgb, np.full((5, 6), 128, np.uint8)]), "RGBA")
     assert torch.equal(to_batch(rgba, name="x"), t_rgb)  # alpha dropped, not composited
     la = Image.fromarray(np.dstack([grey, grey]), "LA")
     assert torch.equal(to_batch(la, name="x"), t_l)
@@ -174,7 +160,7 @@ def test_png16_full_precision(tmp_path: Path, rng: np.random.Generator, channels
     # Values whose high bytes agree but low bytes differ: lost by an 8-bit decode.
     pixels[0, 0], pixels[0, 1] = 0x1200, 0x12FF
     path = tmp_path / "img16.png"
-    _write_png16(path, pixels)
+    write_png16(path, pixels)
     t = to_batch(path, name="dist")
     colour = pixels[:, :, :3] if channels >= 3 else np.repeat(pixels[:, :, :1], 3, axis=2)
     expected = torch.from_numpy(colour.astype(np.float64) / 65535.0).permute(2, 0, 1)
@@ -289,3 +275,104 @@ def test_check_pair_range(scale: float, shift: float, hint: str) -> None:
     dist[0, 0, 0, 0] = scale + shift  # make the max certain
     with pytest.raises(InputError, match=rf"dist must hold values in \[0, 1\]; got min .*{hint}"):
         check_pair(dist, ref)
+
+
+# --- transparency ----------------------------------------------------------------------
+
+TRANSPARENT = r"fully transparent \(alpha 0 at every pixel\).*composite"
+
+
+def _rgba(rng: np.random.Generator, alpha: int) -> np.ndarray:
+    rgba = rng.integers(0, 256, (6, 5, 4), dtype=np.uint8)
+    rgba[:, :, 3] = alpha
+    return rgba
+
+
+def test_fully_transparent_array_and_pil_warn_but_keep_colours(rng: np.random.Generator) -> None:
+    rgba = _rgba(rng, 0)
+    expected = torch.from_numpy(rgba[:, :, :3] / 255.0).float().permute(2, 0, 1)
+    with pytest.warns(UserWarning, match=TRANSPARENT):
+        t = to_batch(rgba, name="dist")
+    assert torch.allclose(t[0], expected)  # still scored as stored
+    with pytest.warns(UserWarning, match="dist is fully transparent"):
+        to_batch(Image.fromarray(rgba, "RGBA"), name="dist")
+    grey_alpha = np.dstack([rgba[:, :, 0], rgba[:, :, 3]])
+    with pytest.warns(UserWarning, match="ref is fully transparent"):
+        to_batch(Image.fromarray(grey_alpha, "LA"), name="ref")
+    with pytest.warns(UserWarning, match=TRANSPARENT):
+        to_batch(rgba.astype(np.float32) / 255.0, name="dist")
+
+
+def test_fully_transparent_files_warn_and_name_the_file(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    path = tmp_path / "clear.png"
+    Image.fromarray(_rgba(rng, 0), "RGBA").save(path)
+    with pytest.warns(UserWarning, match=r"dist \('.*clear\.png'\) is fully transparent"):
+        to_batch(path, name="dist")
+    for channels in (2, 4):
+        pixels = rng.integers(0, 65536, (7, 9, channels), dtype=np.uint16)
+        pixels[:, :, -1] = 0
+        png16 = tmp_path / f"clear16_{channels}.png"
+        write_png16(png16, pixels)
+        with pytest.warns(UserWarning, match=TRANSPARENT):
+            t = read_image(png16, name="ref")
+        colour = pixels[:, :, :3] if channels == 4 else np.repeat(pixels[:, :, :1], 3, axis=2)
+        assert torch.equal(t, torch.from_numpy(colour / np.float32(65535.0)).permute(2, 0, 1))
+
+
+def test_partly_transparent_images_do_not_warn(tmp_path: Path, rng: np.random.Generator) -> None:
+    rgba = _rgba(rng, 0)
+    rgba[0, 0, 3] = 1  # one visible pixel is enough
+    to_batch(rgba, name="dist")  # filterwarnings=error: a warning would fail the test
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    to_batch(tmp_path / "a.png", name="dist")
+    pixels = rng.integers(1, 65536, (7, 9, 4), dtype=np.uint16)
+    write_png16(tmp_path / "a16.png", pixels)
+    read_image(tmp_path / "a16.png")
+
+
+# --- read_image ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_read_image_is_to_batch_of_a_path(
+    tmp_path: Path, rng: np.random.Generator, bits: int
+) -> None:
+    path = tmp_path / "img.png"
+    if bits == 8:
+        pixels: np.ndarray = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(path)
+    else:
+        pixels = rng.integers(0, 65536, (7, 9, 3), dtype=np.uint16)
+        write_png16(path, pixels)
+    stored = read_image_pixels(path)
+    assert stored.dtype == pixels.dtype and np.array_equal(stored, pixels)
+    image = read_image(path)
+    assert image.shape == (3, 7, 9) and image.dtype == torch.float32
+    assert torch.equal(image, to_batch(path, name="dist")[0])
+    assert torch.equal(image[None], to_batch(stored, name="dist"))
+
+
+def test_read_image_errors_name_the_image(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"cannot read reference image '.*gone.png': no such"):
+        read_image(tmp_path / "gone.png", name="reference")
+
+
+# --- check_images ----------------------------------------------------------------------
+
+
+def test_check_images_checks_one_batch_with_its_name() -> None:
+    check_images(torch.rand(2, 3, MIN_SIZE, MIN_SIZE), name="restored")
+    with pytest.raises(InputError, match="restored must have 3 \\(RGB\\) channels"):
+        check_images(torch.rand(1, 4, 40, 40), name="restored")
+    with pytest.raises(InputError, match=f"restored must be at least {MIN_SIZE}x{MIN_SIZE}"):
+        check_images(torch.rand(1, 3, 20, 40), name="restored")
+    holed = torch.rand(1, 3, 40, 40)
+    holed[0, 1, 2, 3] = float("nan")
+    with pytest.raises(InputError, match="restored contains 1 NaN"):
+        check_images(holed, name="restored")
+    wide = torch.rand(1, 3, 40, 40) * 1.2
+    with pytest.raises(InputError, match=r"restored must hold values in \[0, 1\]"):
+        check_images(wide, name="restored")
+    check_images(wide, name="restored", tolerance=0.5)

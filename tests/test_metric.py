@@ -300,6 +300,59 @@ def test_loss_decreases_along_its_gradient() -> None:
     assert not ASNALoss.higher_is_better
 
 
+def test_loss_accepts_overshoot_and_pushes_it_back_into_range() -> None:
+    """A residual network's output slightly outside [0, 1] gives a finite loss, no error.
+
+    The gradient of every pixel outside the range points back into it (a
+    descent step moves it towards [0, 1]); the metric itself stays strict.
+    """
+    metric = ASNA.from_networks([tiny_net(seed=6)], self_ensemble="none")
+    loss_fn = ASNALoss.from_metric(metric, reduction="none")
+    dist, ref = pair(31, 2, 32, 40)
+    dist = dist * 1.2 - 0.1  # about [-0.1, 1.1], like a residual network's output
+    dist[0, 0, 0, 0], dist[1, 2, 5, 7] = 1.105, -0.08
+    dist.requires_grad_(True)
+    with pytest.raises(InputError, match=r"must hold values in \[0, 1\]"):
+        metric(dist, ref)
+    loss = loss_fn(dist, ref)
+    assert loss.shape == (2,) and torch.isfinite(loss).all()
+    loss.sum().backward()
+    assert dist.grad is not None
+    high, low = dist.detach() > 1, dist.detach() < 0
+    assert high.any() and low.any()
+    assert (dist.grad[high] > 0).all()  # descent lowers values above 1
+    assert (dist.grad[low] < 0).all()  # and raises values below 0
+    assert dist.grad[0, 0, 0, 0] > 0 and dist.grad[1, 2, 5, 7] < 0
+    # Inside the range the loss is exactly 1 - score; the penalty only adds.
+    clamped = dist.detach().clamp(0, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(loss_fn(clamped, ref), 1 - metric(clamped, ref))
+        assert (loss_fn(dist, ref) > loss_fn(clamped, ref)).all()
+        off = ASNALoss.from_metric(metric, reduction="none", range_weight=0.0)(dist, ref)
+        torch.testing.assert_close(off, 1 - metric(clamped, ref))
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern"),
+    [
+        (float("nan"), "contains 1 NaN"),
+        (float("inf"), "contains 1 NaN or infinite"),
+        (1.6, r"tolerance 0\.5\). Fix: it looks like \[0, 255\]"),
+        (-0.7, r"tolerance 0\.5\). Fix: it looks like \[-1, 1\]"),
+    ],
+)
+def test_loss_still_rejects_non_finite_and_far_out_of_range_inputs(
+    value: float, pattern: str
+) -> None:
+    loss_fn = ASNALoss.from_metric(ASNA.from_networks([tiny_net(seed=6)]))
+    dist, ref = pair(32, 1, 32, 32)
+    dist[0, 1, 2, 3] = value
+    with pytest.raises(InputError, match=pattern):
+        loss_fn(dist, ref)
+    with pytest.raises(InputError, match="range_weight"):
+        ASNALoss.from_metric(loss_fn.metric, range_weight=-1.0)
+
+
 def test_deterministic(metric: ASNA) -> None:
     dist, ref = pair(14, 2, 45, 50)
     assert torch.equal(metric(dist, ref), metric(dist, ref))
@@ -393,7 +446,7 @@ def test_compiled_networks_give_the_same_scores() -> None:
 
 @pytest.mark.parametrize("multiple", [16, 64])
 def test_tile_grid_partitions_with_margins_and_balanced_tiles(multiple: int) -> None:
-    from asna_metric.metric import _tile_grid
+    from asna_metric.tiling import tile_grid as _tile_grid
 
     for length in range(multiple, 3000, multiple):
         for tile, margin in ((512, 80), (512, 96), (768, 144), (1024, 64)):

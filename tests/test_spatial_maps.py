@@ -20,7 +20,7 @@ import torch
 
 from asna_metric.data.distortions import gaussian_blur, white_noise
 from asna_metric.ensemble import apply_dihedral
-from asna_metric.errors import InputError, UnknownWeightsError, WeightsNotFoundError
+from asna_metric.errors import InputError
 from asna_metric.inputs import to_batch
 from asna_metric.metric import ASNA
 from asna_metric.nets import build_net
@@ -32,7 +32,6 @@ from asna_metric.viz import (
     save_heatmap,
     worst_pixels,
 )
-from asna_metric.weights import DEFAULT_WEIGHTS, resolve_weights
 
 SMALL = {"encoder_widths": [4, 4, 4, 4], "decoder_widths": [4, 4, 4, 4], "head_hidden": 4}
 EXTRA = {
@@ -201,13 +200,33 @@ def test_render_heatmap_has_colour_bar_on_the_score_scale_and_score_title() -> N
     fig = render_heatmap(dist, quality, score=0.61234, title="case")
     assert "0.6123" in fig._suptitle.get_text()  # type: ignore[attr-defined]
     bar = [ax for ax in fig.axes if ax.get_ylabel()]
-    assert len(bar) == 1 and "score scale" in bar[0].get_ylabel()
+    assert len(bar) == 1 and "higher is better" in bar[0].get_ylabel()
+    # Identical pairs score about 0.8-0.9 with the shipped weights, not 1.
+    assert "1 = identical" not in bar[0].get_ylabel() and "0.8-0.9" in bar[0].get_ylabel()
     assert bar[0].get_ylim() == pytest.approx((0.0, 1.0))
     auto = render_heatmap(dist, quality, value_range="auto")
     auto_bar = next(ax for ax in auto.axes if ax.get_ylabel())
     assert auto_bar.get_ylim() == pytest.approx((0.2, 0.9), abs=1e-6)
     with_ref = render_heatmap(dist, quality, ref=dist)
     assert len(with_ref.axes) == len(fig.axes) + 2
+
+
+@pytest.mark.parametrize("with_ref", [False, True])
+def test_long_titles_are_wrapped_inside_the_figure(with_ref: bool) -> None:
+    """The CLI's title (file names, weights, mode, score) is not cut at the figure's edges."""
+    dist, _ = pair(7, 1, 288, 288)
+    quality = torch.rand(1, 1, 288, 288)
+    title = "dist.png vs ref.png (asna-quarter-kadid-synth, self-ensemble none)"
+    fig = render_heatmap(dist, quality, ref=dist if with_ref else None, score=0.1567, title=title)
+    fig.canvas.draw()
+    heading = fig._suptitle  # type: ignore[attr-defined]
+    assert " ".join(heading.get_text().split()) == f"{title}: ASNA 0.1567"
+    box, page = heading.get_window_extent(), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and box.y1 <= page.y1
+    for ax in fig.axes:  # nothing else leaves the figure either
+        extent = ax.get_tightbbox()
+        assert page.x0 - 1 <= extent.x0 and extent.x1 <= page.x1 + 1
+        assert not extent.overlaps(box)
 
 
 def test_save_heatmap_writes_an_image_with_the_map_in_it(tmp_path: Path) -> None:
@@ -259,10 +278,7 @@ REGION = (96, 152, 88, 88)
 
 @pytest.fixture(scope="module", params=["none", "flips"])
 def shipped(request: pytest.FixtureRequest) -> ASNA:
-    try:
-        resolve_weights(DEFAULT_WEIGHTS)
-    except (UnknownWeightsError, WeightsNotFoundError) as exc:
-        pytest.skip(f"the default weights {DEFAULT_WEIGHTS!r} do not resolve here: {exc}")
+    # The default weights are embedded: failing to load them is a broken install, not a skip.
     return ASNA(self_ensemble=request.param)  # the default, and all 8 views mapped back
 
 

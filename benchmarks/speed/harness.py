@@ -33,6 +33,9 @@ from typing import Any
 
 import torch
 
+from asna_metric._provenance import device_description, git_state
+from asna_metric.ensemble import SELF_ENSEMBLE_MODES
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 if str(HERE) not in sys.path:
@@ -53,11 +56,9 @@ __all__ = [
     "time_callable",
 ]
 
-ASNA_MODES = ("none", "flips", "full")
+ASNA_MODES = SELF_ENSEMBLE_MODES  # one list: asna_metric.ensemble's
 METHODS = (
-    "asna-none",
-    "asna-flips",
-    "asna-full",
+    *(f"asna-{mode}" for mode in ASNA_MODES),
     "psnr",
     "ssim",
     "ms-ssim",
@@ -234,26 +235,9 @@ def build_method(name: str, *, weights: str | None = None) -> torch.nn.Module:
 # --------------------------------------------------------------------------- environment
 
 
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
-
-
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``, else :func:`platform.processor`)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return device_description("cpu")["device_name"]
 
 
 def environment(device: str = "cpu") -> dict[str, Any]:
@@ -270,10 +254,10 @@ def environment(device: str = "cpu") -> dict[str, Any]:
             versions[dist_name] = importlib.metadata.version(dist_name)
         except importlib.metadata.PackageNotFoundError:
             versions[dist_name] = None
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    git = git_state(REPO)
     return {
-        "commit": _git("rev-parse", "HEAD"),
-        "commit_dirty": bool(status) if status is not None else None,
+        "commit": git["commit"],
+        "commit_dirty": git["dirty"],
         "versions": versions,
         "device": device,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else cpu_model(),

@@ -11,8 +11,9 @@ with different settings is refused, so one file never mixes two models.
 
 ``map DIST REF --out heat.png`` draws the quality map over the distorted image
 (colour bar on the score scale, pooled score in the title); ``--raw map.npy``
-also saves the float32 map ``(H, W)`` and, beside it, the pooling weights as
+saves the float32 map ``(H, W)`` and, beside it, the pooling weights as
 ``map.weights.npy`` (``score = (weights * map).sum() / weights.sum()``).
+``--raw`` needs only numpy; ``--out`` needs matplotlib (the ``eval`` extra).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from asna_metric._devices import resolve_device
 from asna_metric._version import __version__
+from asna_metric.ensemble import SELF_ENSEMBLE_MODES
 from asna_metric.errors import InputError
 
 if TYPE_CHECKING:
@@ -43,7 +46,14 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", 
 """File suffixes (case-insensitive) that ``score-dir`` treats as images."""
 
 CSV_FIELDS = ("dist", "ref", "score", "status", "error")
-_SELF_ENSEMBLE = ("none", "flips", "full")
+
+#: What a score means, for --help and the heatmap's colour bar (measured with
+#: the shipped weights: identical pairs score 0.79-0.91, see ASNA.score_range).
+SCORE_MEANING = (
+    "higher is better; identical pairs score highest, about 0.8-0.9 with the shipped weights"
+)
+
+_HEATMAP_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff")
 
 
 def register(subparsers: Any) -> None:
@@ -63,7 +73,7 @@ def register(subparsers: Any) -> None:
         )
         p.add_argument(
             "--self-ensemble",
-            choices=_SELF_ENSEMBLE,
+            choices=SELF_ENSEMBLE_MODES,
             default="none",
             help="test-time views averaged per pair (default: none)",
         )
@@ -76,7 +86,7 @@ def register(subparsers: Any) -> None:
     score = subparsers.add_parser(
         "score",
         help="score one distorted image against its reference",
-        description="Print the ASNA quality of DIST against REF (1 = identical, higher is better).",
+        description=f"Print the ASNA quality of DIST against REF ({SCORE_MEANING}).",
     )
     score.add_argument("dist", type=Path, help="distorted image file")
     score.add_argument("ref", type=Path, help="reference image file")
@@ -121,9 +131,10 @@ def register(subparsers: Any) -> None:
     score_dir.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the networks: about 1.2x faster on CPU after a compilation of "
-        "up to ~30 s per image size (worth it for many images of few sizes; needs a C++ "
-        "compiler)",
+        help="torch.compile the networks (needs a C++ compiler). With the default weights "
+        "it measured 1.01x at 512x384 on one CPU thread, after 22 s of compilation and 12 s "
+        "more at each new image size (docs/performance.md); it may pay off with other weights "
+        "or on a GPU",
     )
     score_dir.set_defaults(func=_run_score_dir)
 
@@ -131,11 +142,12 @@ def register(subparsers: Any) -> None:
         "map",
         help="draw where DIST is worse than REF (a heatmap of the quality map)",
         description=(
-            "Compute the ASNA quality map of DIST against REF and draw it over DIST with a "
-            "colour bar on the score scale (1 = identical, lower = worse) and the pooled score "
-            "in the title. The score is printed on stdout. --raw also saves the map as a "
-            "float32 (H, W) .npy array and the pooling weights beside it as <name>.weights.npy: "
-            "score = (weights * map).sum() / weights.sum()."
+            "Compute the ASNA quality map of DIST against REF; --out draws it over DIST with a "
+            f"colour bar on the score scale ({SCORE_MEANING}) and the pooled score in the "
+            "title (needs matplotlib: pip install 'asna-metric[eval]'); --raw saves the map "
+            "as a float32 (H, W) .npy array and the pooling weights beside it as "
+            "<name>.weights.npy (score = (weights * map).sum() / weights.sum()), with numpy "
+            "only. At least one of the two is required. The score is printed on stdout."
         ),
     )
     quality_map.add_argument("dist", type=Path, help="distorted image file")
@@ -143,15 +155,15 @@ def register(subparsers: Any) -> None:
     quality_map.add_argument(
         "--out",
         type=Path,
-        required=True,
-        help="heatmap image to write (.png; .jpg, .pdf and .svg work too)",
+        default=None,
+        help="heatmap image to write (.png; .jpg, .pdf and .svg work too); needs matplotlib",
     )
     quality_map.add_argument(
         "--raw",
         type=Path,
         default=None,
         metavar="MAP.npy",
-        help="also save the float32 map (H, W) here, and the pooling weights as MAP.weights.npy",
+        help="save the float32 map (H, W) here, and the pooling weights as MAP.weights.npy",
     )
     add_model_options(quality_map)
     quality_map.add_argument(
@@ -204,42 +216,28 @@ def _non_negative_int(text: str) -> int:
 
 
 def _device(name: str | None) -> torch.device:
-    import torch
-
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise InputError(
-            f"--device must be a torch device such as cpu, cuda or cuda:1; got {name!r}."
-        ) from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            f"--device {name} was requested but CUDA is not available here. Use --device cpu."
-        )
-    return device
+    return resolve_device(name, option="--device")
 
 
-def _weights_provenance(weights: str) -> dict[str, str]:
-    """Describe the weights a run uses, for JSON output and the resume check."""
-    from asna_metric import weights as w
+def _weights_provenance(weights: str) -> dict[str, Any]:
+    """Describe the weights a run uses, for JSON output and the resume check.
 
-    if weights in w.REGISTRY:
-        spec = w.REGISTRY[weights]
-        return {
-            "weights": spec.name,
-            "weights_revision": spec.revision or "embedded (not on the Hub)",
-            "weights_sha256": spec.sha256,
-        }
-    path = w.resolve_weights(weights)  # raises for unknown names and missing files
-    info = w.weights_info(path)
-    return {
-        "weights": str(info.get("name") or path.stem),
-        "weights_revision": "local",
-        "weights_sha256": w.sha256_file(path),
-        "weights_path": str(path.resolve()),
-    }
+    ``{"weights": {name, sha256, revision, repo_id, source}}``: the one
+    description of :func:`asna_metric._provenance.describe_weights`.
+    """
+    from asna_metric._provenance import describe_weights
+
+    return {"weights": describe_weights(weights)}
+
+
+def _settings_key(settings: dict[str, Any]) -> tuple[Any, Any]:
+    """What must match for scores to be comparable: the weights' sha256 and the mode.
+
+    Reads the sidecar of this version and of earlier ones (``weights_sha256``).
+    """
+    weights = settings.get("weights")
+    sha256 = weights.get("sha256") if isinstance(weights, dict) else settings.get("weights_sha256")
+    return sha256, settings.get("self_ensemble")
 
 
 def _load_model(args: argparse.Namespace, device: torch.device) -> torch.nn.Module:
@@ -293,27 +291,47 @@ def _raw_paths(raw: Path) -> tuple[Path, Path]:
     return raw, raw.with_name(raw.stem + ".weights.npy")
 
 
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _no_matplotlib_message(written: Sequence[Path], score: float | None) -> str:
+    done = ""
+    if written:
+        done = f" The map was saved ({', '.join(str(p) for p in written)}; score {score:.6f})."
+    return (
+        "asna-metric map --out needs matplotlib to draw the heatmap, and it is not installed: "
+        "pip install 'asna-metric[eval]' (or pip install matplotlib), or pass only --raw "
+        f"MAP.npy, which needs numpy alone.{done}"
+    )
+
+
 def _run_map(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
     from asna_metric.inputs import check_pair, to_batch
     from asna_metric.metric import ASNA
-    from asna_metric.viz import save_heatmap
 
-    out: Path = args.out
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff"):
+    out: Path | None = args.out
+    if out is None and args.raw is None:
+        raise InputError(
+            "asna-metric map needs --out HEAT.png (a heatmap; needs matplotlib), --raw MAP.npy "
+            "(the map as numpy arrays) or both."
+        )
+    if out is not None and out.suffix.lower() not in _HEATMAP_SUFFIXES:
         raise InputError(
             f"--out must name an image file (.png, .jpg, .pdf, .svg, .tif); got '{out}'. "
             "Use e.g. --out heat.png."
         )
     raw = _raw_paths(args.raw) if args.raw is not None else None
-    try:  # fail before the model is loaded
-        import matplotlib  # noqa: F401
-    except ImportError as exc:
-        raise InputError(
-            "asna-metric map needs matplotlib to draw: pip install 'asna-metric[eval]'."
-        ) from exc
+    can_draw = out is None or _has_matplotlib()
+    if not can_draw and raw is None:  # fail before the model is loaded
+        raise InputError(_no_matplotlib_message([], None))
     device = _device(args.device)
     dist = to_batch(args.dist, name="dist")
     ref = to_batch(args.ref, name="ref")
@@ -323,23 +341,30 @@ def _run_map(args: argparse.Namespace) -> int:
         quality, weights = model.map(dist.to(device), ref.to(device), return_weights=True)
     quality, weights = quality.float().cpu()[0, 0], weights.float().cpu()[0, 0]
     score = float((weights * quality).sum() / weights.sum())
-    name = model.weights_name
-    save_heatmap(
-        out,
-        dist,
-        quality,
-        ref=ref if args.with_ref else None,
-        score=score,
-        title=f"{args.dist.name} vs {args.ref.name} ({name}, self-ensemble {args.self_ensemble})",
-        alpha=args.alpha,
-        value_range="auto" if args.value_range == "auto" else (0.0, 1.0),
-    )
-    written = [out]
-    if raw is not None:
+    written: list[Path] = []
+    if raw is not None:  # numpy only: written even when the heatmap cannot be drawn
         raw[0].parent.mkdir(parents=True, exist_ok=True)
         np.save(raw[0], quality.numpy().astype(np.float32))
         np.save(raw[1], weights.numpy().astype(np.float32))
         written += list(raw)
+    if not can_draw:
+        raise InputError(_no_matplotlib_message(written, score))
+    if out is not None:
+        from asna_metric.viz import save_heatmap
+
+        name = model.weights_name
+        save_heatmap(
+            out,
+            dist,
+            quality,
+            ref=ref if args.with_ref else None,
+            score=score,
+            title=f"{args.dist.name} vs {args.ref.name} ({name}, self-ensemble "
+            f"{args.self_ensemble})",
+            alpha=args.alpha,
+            value_range="auto" if args.value_range == "auto" else (0.0, 1.0),
+        )
+        written.insert(0, out)
     print(f"{score:.6f}")
     print(f"map: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
@@ -480,17 +505,20 @@ def _rewrite_csv(out: Path, rows: Sequence[Sequence[str]]) -> None:
     os.replace(tmp, out)
 
 
-def _check_settings(out: Path, settings: dict[str, str], resuming: bool) -> None:
+def _check_settings(out: Path, settings: dict[str, Any], resuming: bool) -> None:
     sidecar = out.with_name(out.name + ".json")
     if resuming and sidecar.is_file():
         try:
             previous = json.loads(sidecar.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             previous = None
-        keys = ("weights", "weights_revision", "weights_sha256", "self_ensemble")
-        if isinstance(previous, dict) and any(previous.get(k) != settings.get(k) for k in keys):
-            then = {k: previous.get(k) for k in keys}
-            now = {k: settings.get(k) for k in keys}
+        if isinstance(previous, dict) and _settings_key(previous) != _settings_key(settings):
+            then = dict(
+                zip(("weights_sha256", "self_ensemble"), _settings_key(previous), strict=True)
+            )
+            now = dict(
+                zip(("weights_sha256", "self_ensemble"), _settings_key(settings), strict=True)
+            )
             raise InputError(
                 f"--out '{out}' holds scores from other settings ({then}); this run uses "
                 f"{now}. Mixing them would make the scores incomparable: choose another --out, "

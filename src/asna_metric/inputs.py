@@ -26,7 +26,15 @@ Conversion rules (:func:`to_batch`):
 
 Grey images are replicated to three channels and an alpha channel is
 dropped (not composited), which is what ``PIL.Image.convert("RGB")`` does
-and what the lpips and pyiqa image loaders therefore do too.
+and what the lpips and pyiqa image loaders therefore do too. An image whose
+alpha is 0 everywhere (fully transparent) is still scored on its colour
+values, with a ``UserWarning``: such files often hold no meaningful colour.
+
+:func:`read_image` is the one image-file decoder of the package: scoring
+(:func:`to_batch` of a path), the training datasets
+(:mod:`asna_metric.train.pairs`) and synthesis (:mod:`asna_metric.data.synthesis`)
+all read files through it (or :func:`read_image_pixels`, its undivided
+samples), so they see the same pixels from the same file.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,7 +55,15 @@ from asna_metric.errors import InputError
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-__all__ = ["MIN_SIZE", "RANGE_TOLERANCE", "check_pair", "to_batch"]
+__all__ = [
+    "MIN_SIZE",
+    "RANGE_TOLERANCE",
+    "check_images",
+    "check_pair",
+    "read_image",
+    "read_image_pixels",
+    "to_batch",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +118,7 @@ def to_batch(x: Any, *, name: str) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         return _array_to_batch(x, name)
     if isinstance(x, (str, os.PathLike)):
-        return _array_to_batch(_read_image(Path(x), name), f"{name} ({x})")
+        return _array_to_batch(read_image_pixels(x, name=name), f"{name} ({x})")
     if isinstance(x, (list, tuple)):
         return _sequence_to_batch(x, name)
     if _is_pil_image(x):
@@ -110,6 +127,89 @@ def to_batch(x: Any, *, name: str) -> torch.Tensor:
         f"{name} must be a torch.Tensor, PIL.Image, numpy array, file path or a list of "
         f"these; got {type(x).__name__}. Convert it to one of the accepted types first."
     )
+
+
+def read_image(path: str | os.PathLike[str], *, name: str = "input") -> torch.Tensor:
+    """Read an image file as a float32 ``(3, H, W)`` tensor in ``[0, 1]``.
+
+    The same rules as :func:`to_batch` for a path (it is what ``to_batch``
+    does with one): 8-bit files are divided by 255, 16-bit PNGs are read at
+    full precision and divided by 65535, grey is replicated to RGB, alpha is
+    dropped (with a ``UserWarning`` when it is 0 everywhere), EXIF
+    orientation is not applied.
+
+    Args:
+        path: The image file (PNG, JPEG, BMP, TIFF, WebP, ... : what Pillow opens).
+        name: What the image is called in messages (``"dist"``,
+            ``"reference"``: "cannot read reference image ...").
+
+    Returns:
+        A float32 tensor ``(3, H, W)`` on the CPU.
+
+    Raises:
+        InputError: The file does not exist or cannot be decoded, or its
+            mode has no RGB meaning.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from PIL import Image
+        >>> path = tempfile.mkdtemp() + "/grey.png"
+        >>> Image.fromarray(np.full((4, 6), 255, np.uint8)).save(path)
+        >>> read_image(path).shape, float(read_image(path).min())
+        (torch.Size([3, 4, 6]), 1.0)
+    """
+    return _array_to_batch(read_image_pixels(path, name=name), f"{name} ({path})")[0]
+
+
+def read_image_pixels(path: str | os.PathLike[str], *, name: str = "input") -> np.ndarray:
+    """Read an image file's samples as stored, before scaling to ``[0, 1]``.
+
+    :func:`read_image` is ``to_batch(read_image_pixels(path))[0]``; this
+    form lets a cache keep 8-bit images at one byte per sample (and 16-bit
+    ones at two) instead of four.
+
+    Args:
+        path: The image file.
+        name: What the image is called in error messages.
+
+    Returns:
+        A numpy array ``(H, W)`` (grey) or ``(H, W, 3)``: ``uint8`` for
+        8-bit files, ``uint16`` for 16-bit ones (grey and colour PNGs at
+        full precision, 16-bit TIFF grey), ``float32`` for floating-point
+        files (PIL mode ``F``, values not checked here). Alpha is dropped.
+
+    Raises:
+        InputError: The file does not exist or cannot be decoded.
+    """
+    return _read_image(Path(path), name)
+
+
+def check_images(
+    images: torch.Tensor, *, name: str = "images", tolerance: float = RANGE_TOLERANCE
+) -> None:
+    """Check that ``images`` is a valid batch of RGB images in ``[0, 1]``.
+
+    The per-tensor half of :func:`check_pair`: a floating-point tensor,
+    4-D with 3 channels, height and width at least :data:`MIN_SIZE`, no NaN
+    or infinite values, every value in ``[-tolerance, 1 + tolerance]``.
+
+    Args:
+        images: Images ``(N, 3, H, W)``.
+        name: What the argument is called, for the messages.
+        tolerance: Slack of the range check (:data:`RANGE_TOLERANCE` by
+            default).
+
+    Raises:
+        InputError: If any check fails; the message names the argument,
+            what was expected, what was received and the fix.
+
+    Example:
+        >>> import torch
+        >>> check_images(torch.rand(1, 3, 40, 40), name="dist")
+    """
+    _check_structure(images, name)
+    _check_size(images, name)
+    _check_values(images, name, tolerance=tolerance)
 
 
 def check_pair(dist: torch.Tensor, ref: torch.Tensor) -> None:
@@ -136,24 +236,7 @@ def check_pair(dist: torch.Tensor, ref: torch.Tensor) -> None:
         >>> check_pair(x, x.clone())
     """
     for name, t in (("dist", dist), ("ref", ref)):
-        if not isinstance(t, torch.Tensor):
-            raise InputError(
-                f"{name} must be a torch.Tensor; got {type(t).__name__}. Convert it with "
-                "asna_metric.inputs.to_batch first."
-            )
-        if not t.is_floating_point():
-            raise InputError(_integer_dtype_message(name, t.dtype))
-        if t.ndim != 4:
-            raise InputError(
-                f"{name} must be 4-D (N, 3, H, W); got shape {tuple(t.shape)}. Add a batch "
-                "axis with x.unsqueeze(0) or convert with asna_metric.inputs.to_batch."
-            )
-        if t.shape[1] != 3:
-            raise InputError(
-                f"{name} must have 3 (RGB) channels in dim 1; got shape {tuple(t.shape)}. "
-                "Replicate grey images with x.expand(-1, 3, -1, -1), drop alpha with "
-                "x[:, :3], or move channels first with x.permute(0, 3, 1, 2)."
-            )
+        _check_structure(t, name)
     if dist.device != ref.device:
         raise InputError(
             f"dist and ref must be on the same device; got {dist.device} and {ref.device}. "
@@ -170,17 +253,43 @@ def check_pair(dist: torch.Tensor, ref: torch.Tensor) -> None:
             f"dist and ref must have the same shape; got {tuple(dist.shape)} and "
             f"{tuple(ref.shape)}. {fix}"
         )
-    height, width = dist.shape[-2:]
-    if height < MIN_SIZE or width < MIN_SIZE:
-        raise InputError(
-            f"images must be at least {MIN_SIZE}x{MIN_SIZE} pixels; got {height}x{width} "
-            "(H x W). Upscale them or score a larger crop."
-        )
+    _check_size(dist, "images")
     for name, t in (("dist", dist), ("ref", ref)):
         _check_values(t, name)
 
 
-def _check_values(t: torch.Tensor, name: str) -> None:
+def _check_structure(t: torch.Tensor, name: str) -> None:
+    """Raise unless ``t`` is a floating-point ``(N, 3, H, W)`` tensor."""
+    if not isinstance(t, torch.Tensor):
+        raise InputError(
+            f"{name} must be a torch.Tensor; got {type(t).__name__}. Convert it with "
+            "asna_metric.inputs.to_batch first."
+        )
+    if not t.is_floating_point():
+        raise InputError(_integer_dtype_message(name, t.dtype))
+    if t.ndim != 4:
+        raise InputError(
+            f"{name} must be 4-D (N, 3, H, W); got shape {tuple(t.shape)}. Add a batch "
+            "axis with x.unsqueeze(0) or convert with asna_metric.inputs.to_batch."
+        )
+    if t.shape[1] != 3:
+        raise InputError(
+            f"{name} must have 3 (RGB) channels in dim 1; got shape {tuple(t.shape)}. "
+            "Replicate grey images with x.expand(-1, 3, -1, -1), drop alpha with "
+            "x[:, :3], or move channels first with x.permute(0, 3, 1, 2)."
+        )
+
+
+def _check_size(t: torch.Tensor, name: str) -> None:
+    height, width = t.shape[-2:]
+    if height < MIN_SIZE or width < MIN_SIZE:
+        raise InputError(
+            f"{name} must be at least {MIN_SIZE}x{MIN_SIZE} pixels; got {height}x{width} "
+            "(H x W). Upscale them or score a larger crop."
+        )
+
+
+def _check_values(t: torch.Tensor, name: str, *, tolerance: float = RANGE_TOLERANCE) -> None:
     """Raise if ``t`` has non-finite values or values outside ``[0, 1]`` (with tolerance)."""
     if t.numel() == 0:
         raise InputError(f"{name} is empty (shape {tuple(t.shape)}); pass at least one image.")
@@ -193,7 +302,7 @@ def _check_values(t: torch.Tensor, name: str) -> None:
                 "expected finite values in [0, 1]. Check the pipeline that produced it "
                 "(e.g. torch.nan_to_num(x) if the NaNs are harmless)."
             )
-    if low < -RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE:
+    if low < -tolerance or high > 1.0 + tolerance:
         if high > 1.5:
             hint = "it looks like [0, 255]: divide by 255"
         elif low < -RANGE_TOLERANCE * 10 and low >= -1.0 - RANGE_TOLERANCE:
@@ -202,7 +311,7 @@ def _check_values(t: torch.Tensor, name: str) -> None:
             hint = "clip it with x.clamp(0, 1)"
         raise InputError(
             f"{name} must hold values in [0, 1]; got min {low:.6g}, max {high:.6g} "
-            f"(tolerance {RANGE_TOLERANCE:g}). Fix: {hint}."
+            f"(tolerance {tolerance:g}). Fix: {hint}."
         )
 
 
@@ -258,6 +367,8 @@ def _array_to_batch(a: np.ndarray, name: str) -> torch.Tensor:
     if out.ndim == 2:
         out = out[:, :, None]
     if out.shape[-1] == 4:  # alpha dropped, as PIL.Image.convert("RGB") does
+        if out.size and float(out[:, :, 3].max()) <= 0.0:
+            _warn_transparent(name)
         out = out[:, :, :3]
     t = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).unsqueeze(0)
     if t.shape[1] == 1:
@@ -312,9 +423,38 @@ def _is_pil_image(x: object) -> bool:
     return module is not None and isinstance(x, module.Image)
 
 
+def _warn_transparent(name: str) -> None:
+    warnings.warn(
+        f"{name} is fully transparent (alpha 0 at every pixel); it is scored on its colour "
+        "values as if it were opaque (alpha is dropped, not composited). If those colours "
+        "mean nothing, composite the image onto a background first, e.g. "
+        "Image.alpha_composite(Image.new('RGBA', im.size, 'white'), im).",
+        UserWarning,
+        stacklevel=2,
+    )
+
+
+def _pil_fully_transparent(im: PILImage.Image) -> bool:
+    """Whether a PIL image has an alpha channel (or transparency key) that is 0 everywhere."""
+    bands = im.getbands()
+    try:
+        if "A" in bands or "a" in bands:
+            alpha = im.getchannel("A" if "A" in bands else "a")
+        elif "transparency" in im.info:
+            alpha = im.convert("RGBA").getchannel("A")
+        else:
+            return False
+        extrema: Any = alpha.getextrema()
+    except (ValueError, OSError):
+        return False  # no RGBA meaning: the conversion below reports it
+    return bool(im.width and im.height) and extrema[1] == 0
+
+
 def _pil_to_array(im: PILImage.Image, name: str) -> np.ndarray:
     """Return the pixels of a PIL image as uint8, uint16 or float32 numpy data."""
     mode = im.mode
+    if _pil_fully_transparent(im):
+        _warn_transparent(name)
     if mode in _MODES_8BIT_GREY:
         return np.asarray(im.convert("L"))
     if mode in _MODES_16BIT:
@@ -355,7 +495,7 @@ def _read_image(path: Path, name: str) -> np.ndarray:
             rawmode = _png_rawmode(im)
             if rawmode is not None:
                 try:
-                    return _read_png16(path, rawmode)
+                    return _read_png16(path, rawmode, f"{name} ('{path}')")
                 except (OSError, ValueError, AttributeError, TypeError) as exc:
                     logger.warning(
                         "%s: 16-bit PNG read at 8-bit precision (%s: %s); convert it to a "
@@ -413,19 +553,27 @@ def _decode_with_rawmode(path: Path, rawmode: str, mode: str | None = None) -> n
         return np.asarray(im).copy()
 
 
-def _read_png16(path: Path, rawmode: str) -> np.ndarray:
+def _read_png16(path: Path, rawmode: str, name: str) -> np.ndarray:
     """Read a 16-bit RGB, RGBA or grey+alpha PNG at full precision as uint16.
 
     Pillow has no 16-bit colour mode: it unfilters the rows correctly but
     keeps only the high byte of each sample. Unpacking the same rows a second
     time as little-endian recovers the low bytes, and the two halves give the
     exact 16-bit values. Grey+alpha is unpacked as one 32-bit integer per
-    pixel (grey in the high half). Alpha is dropped.
+    pixel (grey in the high half). Alpha is dropped (with a warning when it
+    is 0 everywhere).
     """
     if rawmode == "LA;16B":
         packed = _decode_with_rawmode(path, "I;32B", mode="I").astype(np.int64) & 0xFFFFFFFF
+        if packed.size and int((packed & 0xFFFF).max()) == 0:
+            _warn_transparent(name)
         return (packed >> 16).astype(np.uint16)
     low_mode, channels = _PNG16_RAWMODES[rawmode]
     high = _decode_with_rawmode(path, rawmode).astype(np.uint16)
     low = _decode_with_rawmode(path, low_mode).astype(np.uint16)
-    return ((high << 8) | low)[:, :, :3] if channels == 4 else (high << 8) | low
+    pixels = (high << 8) | low
+    if channels == 4:
+        if pixels.size and int(pixels[:, :, 3].max()) == 0:
+            _warn_transparent(name)
+        return pixels[:, :, :3]
+    return pixels

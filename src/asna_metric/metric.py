@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
+import functools
 import logging
 import math
 import os
@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, cast
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn import functional as F
 
+from asna_metric.calibration import Calibration
 from asna_metric.ensemble import SelfEnsembleMode, View, apply_views, invert_dihedral, views
-from asna_metric.errors import InputError, WeightsIntegrityError
-from asna_metric.inputs import check_pair, to_batch
+from asna_metric.errors import InputError
+from asna_metric.inputs import check_images, check_pair, to_batch
 from asna_metric.nets import PairQualityNet
+from asna_metric.tiling import reflect_pad, run_tiled, tile_grid, upsample, valid_counts
 from asna_metric.weights import DEFAULT_WEIGHTS
 
 __all__ = ["ASNA", "ASNALoss"]
@@ -44,6 +46,10 @@ BATCH_PIXELS = 1 << 20
 
 #: Tile side of networks that do not state their own ``tile_size``.
 DEFAULT_TILE_SIZE = 512
+
+#: :class:`ASNALoss` accepts images up to this far outside ``[0, 1]``
+#: (overshoot of image-producing networks); further out raises.
+LOSS_RANGE_SLACK = 0.5
 
 
 class ASNA(nn.Module):
@@ -97,7 +103,9 @@ class ASNA(nn.Module):
 
     Attributes:
         higher_is_better: ``True``.
-        score_range: ``(0.0, 1.0)``: 1 for an identical pair.
+        score_range: ``(0.0, 1.0)``, the quality scale. Identical pairs
+            score highest, but not 1: about 0.8-0.9 with the shipped weights
+            (0.79-0.91 on six Kodak photographs and the sample pair).
         weights_name: Name stored in the weights file (or the registry name).
         weights_revision: Hub revision of registry weights, ``None`` for a
             local file (see ``weights_sha256``).
@@ -166,6 +174,35 @@ class ASNA(nn.Module):
         )
         if self.weights_sha256 is None:
             self.weights_sha256 = sha256_file(path)
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What to cite these scores with: weights name, sha256, Hub revision and source.
+
+        The schema of :func:`asna_metric._provenance.describe_weights`, which
+        every output that cites weights uses (``score --json``, ``eval``,
+        the benchmarks): ``source`` is ``"embedded"``, ``"hub"``, ``"local"``
+        or ``"memory"`` (:meth:`from_networks`: no file identifies them).
+        """
+        from asna_metric.weights import REGISTRY
+
+        spec = REGISTRY.get(self.weights_name)
+        registered = spec is not None and spec.sha256 == self.weights_sha256
+        if self.weights_revision is not None:
+            source = "hub"
+        elif registered:
+            source = "embedded"
+        else:
+            source = "local" if self.weights_sha256 is not None else "memory"
+        return {
+            "name": self.weights_name,
+            "sha256": self.weights_sha256,
+            "revision": self.weights_revision,
+            "repo_id": spec.repo_id
+            if spec is not None and (registered or source == "hub")
+            else None,
+            "source": source,
+        }
 
     @classmethod
     def from_networks(
@@ -249,7 +286,9 @@ class ASNA(nn.Module):
         self.weights_revision = revision
         self.weights_sha256 = sha256
         self.weights_metadata = dict(metadata)
-        self.calibration_scale, self.calibration_offset = _calibration(metadata)
+        self.calibration = Calibration.from_metadata(metadata)
+        self.calibration_scale = self.calibration.scale
+        self.calibration_offset = self.calibration.offset
         self.self_ensemble: str = self_ensemble
         self.views: tuple[View, ...] = views(self_ensemble)
         if tile_size is None:
@@ -280,12 +319,13 @@ class ASNA(nn.Module):
         Unlike :meth:`torch.nn.Module.compile`, which would compile the whole
         ``forward`` including the conversion of PIL images and paths, this
         compiles each member's ``forward_maps``, lazily on the first call.
-        On the 2-core CPU of ``docs/performance.md``, at 512x384, it made
-        the default network 1.0-1.1x faster and the full-resolution networks
-        of ``asna-kadid-synth`` 1.2x faster, after a one-off compilation of
-        seconds to tens of seconds per input shape
-        (``benchmarks/speed/compile_check.py``); it pays off for long runs
-        over images of few distinct sizes. It needs a C++ compiler on the CPU
+        On one CPU thread at 512x384 (``docs/performance.md``,
+        ``benchmarks/speed/compile_check.py``) it made the default network
+        1.01x faster (1.12x with ``dynamic=True``) and the full-resolution
+        networks of ``asna-kadid-synth`` 1.22x faster, after a compilation
+        of 22 s (15 s with ``dynamic=True``) and, without ``dynamic=True``,
+        12 s more at each new input shape; it pays off for long runs over
+        images of few distinct sizes. It needs a C++ compiler on the CPU
         (inductor generates C++).
 
         Args:
@@ -397,7 +437,7 @@ class ASNA(nn.Module):
             pooled_weight = norm.mean(dim=0)
             pooled_quality = (norm * quality).mean(dim=0) / pooled_weight
             out = [
-                _upsample(t, self.map_stride)[..., :height, :width]
+                upsample(t, self.map_stride)[..., :height, :width]
                 for t in (pooled_quality, pooled_weight)
             ]
         if not needs_grad:
@@ -439,14 +479,14 @@ class ASNA(nn.Module):
         height, width = dist.shape[-2:]
         padded_h = -(-height // self.size_multiple) * self.size_multiple
         padded_w = -(-width // self.size_multiple) * self.size_multiple
-        dist_p = _reflect_pad(dist, padded_h, padded_w)
-        ref_p = _reflect_pad(ref, padded_h, padded_w)
+        dist_p = reflect_pad(dist, padded_h, padded_w)
+        ref_p = reflect_pad(ref, padded_h, padded_w)
         qualities: list[Tensor] = []
         weights: list[Tensor] = []
         for net, margin in zip(self.members, self._margins, strict=True):
             if getattr(net, "spatially_faithful", True):
-                rows = _tile_grid(padded_h, self.tile_size, margin, self.size_multiple)
-                cols = _tile_grid(padded_w, self.tile_size, margin, self.size_multiple)
+                rows = tile_grid(padded_h, self.tile_size, margin, self.size_multiple)
+                cols = tile_grid(padded_w, self.tile_size, margin, self.size_multiple)
             else:  # a map that is not spatial cannot be stitched: one tile
                 rows, cols = [(0, padded_h, 0, padded_h)], [(0, padded_w, 0, padded_w)]
             if len(rows) * len(cols) > 1:
@@ -457,35 +497,13 @@ class ASNA(nn.Module):
                     len(rows) * len(cols),
                     self.tile_size,
                 )
-            q_rows: list[list[list[Tensor]]] = []  # [row][col][view]
-            w_rows: list[list[list[Tensor]]] = []
-            for r0, r1, c_r0, c_r1 in rows:
-                q_cols, w_cols = [], []
-                for c0, c1, c_c0, c_c1 in cols:
-                    q_views, w_views = self._tile_maps(
-                        cast(PairQualityNet, net),
-                        dist_p[..., r0:r1, c0:c1],
-                        ref_p[..., r0:r1, c0:c1],
-                    )
-                    s = self.map_stride
-                    crop = (
-                        slice(None),
-                        slice(None),
-                        slice((c_r0 - r0) // s, (c_r1 - r0) // s),
-                        slice((c_c0 - c0) // s, (c_c1 - c0) // s),
-                    )
-                    q_cols.append([q[crop] for q in q_views])
-                    w_cols.append([w[crop] for w in w_views])
-                q_rows.append(q_cols)
-                w_rows.append(w_cols)
-            for v in range(len(self.views)):
-                qualities.append(_stitch([[col[v] for col in row] for row in q_rows]))
-                weights.append(_stitch([[col[v] for col in row] for row in w_rows]))
-        counts = _valid_counts(height, width, padded_h, padded_w, self.map_stride, dist.device)
-        quality = torch.stack(qualities)
-        if (self.calibration_scale, self.calibration_offset) != (1.0, 0.0):
-            # Per location, so the map's weighted mean is still exactly the score.
-            quality = quality * self.calibration_scale + self.calibration_offset
+            tile_fn = functools.partial(self._tile_maps, cast(PairQualityNet, net))
+            q_views, w_views = run_tiled(tile_fn, dist_p, ref_p, rows, cols, self.map_stride)
+            qualities += q_views
+            weights += w_views
+        counts = valid_counts(height, width, padded_h, padded_w, self.map_stride, dist.device)
+        # Per location, so the map's weighted mean is still exactly the score.
+        quality = self.calibration.apply(torch.stack(qualities))
         return quality, torch.stack(weights), counts
 
     def _tile_maps(
@@ -516,12 +534,28 @@ class ASNA(nn.Module):
 
 
 class ASNALoss(nn.Module):
-    """ASNA as a loss: ``1 - score``, lower is better.
+    """ASNA as a loss: ``1 - score``, lower is better, tolerant of slightly out-of-range images.
+
+    Networks that produce images (restoration, residual super-resolution)
+    overshoot ``[0, 1]`` a little; :class:`ASNA` itself rejects such values,
+    but the loss accepts them: both images are clamped to ``[0, 1]`` before
+    they are scored, and the part outside the range is penalised,
+    ``range_weight * mean(relu(x - 1) ** 2 + relu(-x) ** 2)`` per image and
+    input, so that the gradient of an out-of-range pixel always points back
+    into the range (a clamp alone would give it no gradient at all). For
+    images inside ``[0, 1]`` the loss is exactly ``1 - ASNA(dist, ref)``.
+
+    Values further than :data:`LOSS_RANGE_SLACK` outside ``[0, 1]`` (below
+    -0.5 or above 1.5), NaN and infinity still raise
+    :class:`~asna_metric.errors.InputError`: they come from a ``[0, 255]``
+    or ``[-1, 1]`` convention, or a diverged network, not from overshoot.
 
     Args:
         weights: As for :class:`ASNA`.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per image,
             shape ``(N,)``).
+        range_weight: Weight of the out-of-range penalty (non-negative;
+            0 turns it off, leaving clamped pixels without gradient).
         self_ensemble: As for :class:`ASNA`.
         tile_size: As for :class:`ASNA`.
         cache_dir: As for :class:`ASNA`.
@@ -537,7 +571,7 @@ class ASNALoss(nn.Module):
         >>> net = build_net("siamese_diff", {"encoder_widths": [4, 4, 4, 4],
         ...                                  "decoder_widths": [4, 4, 4, 4]})
         >>> loss_fn = ASNALoss.from_metric(ASNA.from_networks([net], self_ensemble="none"))
-        >>> restored = torch.rand(1, 3, 32, 32, requires_grad=True)
+        >>> restored = (torch.rand(1, 3, 32, 32) * 1.1).requires_grad_()  # overshoots 1
         >>> loss = loss_fn(restored, torch.rand(1, 3, 32, 32))
         >>> loss.backward()
         >>> restored.grad.shape
@@ -551,6 +585,7 @@ class ASNALoss(nn.Module):
         weights: str | os.PathLike[str] = DEFAULT_WEIGHTS,
         *,
         reduction: Reduction = "mean",
+        range_weight: float = 1.0,
         self_ensemble: SelfEnsembleMode = "none",
         tile_size: int | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
@@ -560,6 +595,7 @@ class ASNALoss(nn.Module):
         super().__init__()
         _check_reduction(reduction)
         self.reduction = reduction
+        self.range_weight = _check_range_weight(range_weight)
         self.metric = ASNA(
             weights,
             self_ensemble=self_ensemble,
@@ -570,12 +606,15 @@ class ASNALoss(nn.Module):
         )
 
     @classmethod
-    def from_metric(cls, metric: ASNA, *, reduction: Reduction = "mean") -> ASNALoss:
+    def from_metric(
+        cls, metric: ASNA, *, reduction: Reduction = "mean", range_weight: float = 1.0
+    ) -> ASNALoss:
         """Wrap an existing :class:`ASNA` (e.g. one built with :meth:`ASNA.from_networks`).
 
         Args:
             metric: The metric.
             reduction: See :class:`ASNALoss`.
+            range_weight: See :class:`ASNALoss`.
 
         Returns:
             The loss module.
@@ -584,20 +623,36 @@ class ASNALoss(nn.Module):
         loss = cls.__new__(cls)
         nn.Module.__init__(loss)
         loss.reduction = reduction
+        loss.range_weight = _check_range_weight(range_weight)
         loss.metric = metric
         return loss
 
     def forward(self, dist: Any, ref: Any) -> Tensor:
-        """Compute ``1 - ASNA(dist, ref)``.
+        """Compute ``1 - ASNA(clamp(dist), clamp(ref))`` plus the out-of-range penalty.
 
         Args:
-            dist: Distorted (e.g. restored) images.
-            ref: Reference images.
+            dist: Distorted (e.g. restored) images: a tensor ``(N, 3, H, W)``
+                or ``(3, H, W)``, finite, within ``[-0.5, 1.5]``, or anything
+                :func:`asna_metric.inputs.to_batch` accepts.
+            ref: Reference images, the same shape.
 
         Returns:
             A scalar for ``"mean"``/``"sum"``, else ``(N,)``.
+
+        Raises:
+            InputError: The inputs are not a valid pair, hold NaN or
+                infinite values, or values more than 0.5 outside ``[0, 1]``.
         """
-        loss = 1.0 - self.metric(dist, ref)
+        dist = to_batch(dist, name="dist")
+        ref = to_batch(ref, name="ref")
+        penalty = dist.new_zeros(dist.shape[0])
+        for name, x in (("dist", dist), ("ref", ref)):
+            check_images(x, name=name, tolerance=LOSS_RANGE_SLACK)
+            if self.range_weight:
+                excess = F.relu(x - 1.0).square() + F.relu(-x).square()
+                penalty = penalty + excess.flatten(1).mean(dim=1)
+        score = self.metric(dist.clamp(0.0, 1.0), ref.clamp(0.0, 1.0))
+        loss = 1.0 - score + self.range_weight * penalty.to(score.dtype)
         if self.reduction == "mean":
             return loss.mean()
         if self.reduction == "sum":
@@ -605,107 +660,20 @@ class ASNALoss(nn.Module):
         return loss
 
 
-def _calibration(metadata: dict[str, str]) -> tuple[float, float]:
-    """Read the affine calibration ``quality = scale * raw + offset`` of a weights file.
-
-    Trained networks' raw outputs are on a compressed scale; the calibration,
-    fitted on training pairs (``scripts/calibrate_weights.py``) and stored in
-    the file's metadata as ``{"scale": a, "offset": b}`` with ``a > 0``, maps
-    them onto the quality scale (about 1 for identical images). Being affine
-    and increasing, it changes no rank or linear correlation.
-    """
-    raw = metadata.get("calibration")
-    if not raw:
-        return 1.0, 0.0
-    try:
-        values = json.loads(raw)
-        scale, offset = float(values["scale"]), float(values["offset"])
-    except (ValueError, TypeError, KeyError) as exc:
-        raise WeightsIntegrityError(
-            f'weights metadata \'calibration\' must be JSON {{"scale": a, "offset": b}}; '
-            f"got {raw!r}. Re-save the file with scripts/calibrate_weights.py."
-        ) from exc
-    if not (math.isfinite(scale) and math.isfinite(offset)) or scale <= 0:
-        raise WeightsIntegrityError(
-            f"weights calibration must be finite with a positive scale; got scale={scale}, "
-            f"offset={offset}."
-        )
-    return scale, offset
-
-
 def _check_reduction(reduction: str) -> None:
     if reduction not in ("mean", "sum", "none"):
         raise InputError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}.")
+
+
+def _check_range_weight(weight: float) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise InputError(f"range_weight must be a number >= 0; got {type(weight).__name__}.")
+    if not (math.isfinite(weight) and weight >= 0):
+        raise InputError(f"range_weight must be a finite number >= 0; got {weight!r}.")
+    return float(weight)
 
 
 def _batch_views(tensors: list[Tensor]) -> Tensor:
     """Concatenate views along the batch, in ``channels_last`` (one view: no copy if it is)."""
     x = tensors[0] if len(tensors) == 1 else torch.cat(tensors)
     return x.contiguous(memory_format=torch.channels_last)
-
-
-def _reflect_pad(x: Tensor, height: int, width: int) -> Tensor:
-    """Pad the bottom and right of ``x`` by reflection up to ``height x width``.
-
-    Padding wider than the image minus one pixel is done in several
-    reflections (a reflection can reach only ``size - 1`` pixels).
-    """
-    while x.shape[-2] < height or x.shape[-1] < width:
-        pad_h = min(height - x.shape[-2], x.shape[-2] - 1)
-        pad_w = min(width - x.shape[-1], x.shape[-1] - 1)
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-    return x
-
-
-def _tile_grid(
-    length: int, tile: int, margin: int, multiple: int = 16
-) -> list[tuple[int, int, int, int]]:
-    """Tiles along one axis: ``(tile_start, tile_end, core_start, core_end)``.
-
-    The cores partition ``[0, length)``; every tile reaches at least
-    ``margin`` beyond its core except at the image border. The fewest tiles
-    of at most ``tile`` pixels are used, all of one size, the smallest
-    multiple of ``multiple`` that covers the axis with that many tiles (so a
-    1024 px axis takes three 448 px tiles rather than three of 512 px): less
-    computed overlap for the same bound on memory. All positions stay
-    multiples of ``multiple`` when ``length`` and ``margin`` are.
-    """
-    if length <= tile:
-        return [(0, length, 0, length)]
-    # k tiles of size s cover k * s - 2 * (k - 1) * margin pixels of cores.
-    interior = tile - 2 * margin
-    count = 2 + max(0, -(-(length - 2 * (tile - margin)) // interior))
-    size = -(-(length + 2 * (count - 1) * margin) // (count * multiple)) * multiple
-    size = min(max(size, 2 * margin + multiple), tile)
-    out = [(0, size, 0, size - margin)]
-    for _ in range(count - 2):
-        core_start = out[-1][3]
-        out.append(
-            (
-                core_start - margin,
-                core_start - margin + size,
-                core_start,
-                core_start + size - 2 * margin,
-            )
-        )
-    out.append((length - size, length, out[-1][3], length))
-    return out
-
-
-def _stitch(pieces: list[list[Tensor]]) -> Tensor:
-    """Concatenate a grid of map pieces (rows of columns)."""
-    return torch.cat([torch.cat(row, dim=-1) for row in pieces], dim=-2)
-
-
-def _upsample(x: Tensor, factor: int) -> Tensor:
-    """Nearest-neighbour upsampling by an integer factor (exact repetition)."""
-    return x.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
-
-
-def _valid_counts(
-    height: int, width: int, padded_h: int, padded_w: int, stride: int, device: torch.device
-) -> Tensor:
-    """Number of unpadded input pixels covered by each map location, ``(1, 1, 1, h, w)``."""
-    rows = (height - torch.arange(0, padded_h, stride, device=device)).clamp(0, stride)
-    cols = (width - torch.arange(0, padded_w, stride, device=device)).clamp(0, stride)
-    return (rows[:, None] * cols[None, :]).float().view(1, 1, 1, *rows.shape, *cols.shape)

@@ -207,7 +207,7 @@ def test_eval_runs_asna_with_a_weights_file(tiny_set: tuple[Path, Path], tmp_pat
 
 
 def test_metric_key_separates_weights_files_and_self_ensemble_modes(tmp_path: Path) -> None:
-    from asna_metric.data._cli_eval import metric_key
+    from asna_metric.data.predict import metric_key
 
     assert metric_key("psnr", "anything", "full") == "psnr"
     first = tmp_path / "a.safetensors"
@@ -242,3 +242,37 @@ def test_synth_then_eval_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert set(result["per_type"]) == set(types)
         # Both distortions get worse with the level on every reference: PSNR ranks them.
         assert result["per_type"]["AWGN"]["srcc"] > 0.8
+
+
+def test_eval_reads_the_output_of_synth_as_written_in_the_readme(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The README's pair of commands: ``synth --refs PHOTOS --out DATA`` then
+    # ``eval --labels DATA/labels.csv --root DATA`` (no --dataset).
+    rng = np.random.default_rng(3)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        coarse = rng.uniform(size=(6, 6, 3))
+        image = np.kron(coarse, np.ones((8, 8, 1)))
+        Image.fromarray((image * 255).round().astype(np.uint8)).save(photos / f"p{i}.png")
+    data = tmp_path / "data"
+    args = ["synth", "--refs", str(photos), "--out", str(data), "--types", "1", "11"]
+    assert main(args) == 0
+    capsys.readouterr()
+    args = ["eval", "--labels", str(data / "labels.csv"), "--root", str(data)]
+    args += ["--metric", "psnr", "--workers", "0", "--bootstrap", "0", "--device", "cpu"]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert "psnr" in table and "KADID-10k" in table
+
+
+def test_eval_names_the_dataset_flag_when_the_convention_is_unknown(
+    tiny_set: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels, root = tiny_set  # labels.csv: its name says nothing about its scale
+    code = main(["eval", "--labels", str(labels), "--root", str(root), "--metric", "psnr"])
+    assert code == 2
+    message = capsys.readouterr().err
+    assert "--dataset" in message and "ScoreConvention" not in message
+    assert "KADID-10k" in message  # the names it accepts

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
         leave_types_out,
         split_by_reference,
     )
+    from asna_metric.data.predict import PredictionCache, predict
+    from asna_metric.data.report import evaluate_records, format_table, plot_results
     from asna_metric.data.synthesis import distort, synthesize
 
 _LAZY: dict[str, str] = {
@@ -97,6 +99,10 @@ _LAZY: dict[str, str] = {
         "asna_metric.data.baselines",
     ),
     **dict.fromkeys(("distort", "synthesize"), "asna_metric.data.synthesis"),
+    **dict.fromkeys(("PredictionCache", "predict"), "asna_metric.data.predict"),
+    **dict.fromkeys(
+        ("evaluate_records", "format_table", "plot_results"), "asna_metric.data.report"
+    ),
 }
 
 __all__ = [
@@ -109,12 +115,15 @@ __all__ = [
     "MetricSpec",
     "MissingFilesError",
     "PairRecord",
+    "PredictionCache",
     "ScoreConvention",
     "bootstrap_ci",
     "build_metric",
     "distort",
     "evaluate",
+    "evaluate_records",
     "fit_logistic",
+    "format_table",
     "get_convention",
     "k_fold_by_reference",
     "krcc",
@@ -123,6 +132,8 @@ __all__ = [
     "ms_ssim",
     "plcc",
     "plcc_fitted",
+    "plot_results",
+    "predict",
     "psnr",
     "read_csiq",
     "read_kadid10k",
@@ -143,15 +154,7 @@ def __getattr__(name: str) -> Any:
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'asna_metric.data' has no attribute {name!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise AttributeError(
-            f"asna_metric.data.{name} is not available: the module {module_name} is not "
-            "installed in this build"
-        ) from exc
+    module = importlib.import_module(module_name)
     value = getattr(module, name)
     globals()[name] = value
     return value

@@ -58,6 +58,7 @@ __all__ = [
     "CONVENTIONS",
     "DATASETS",
     "KADID_TYPES",
+    "LABEL_COLUMNS",
     "TID2013_TYPES",
     "IQADataset",
     "MissingFilesError",
@@ -512,7 +513,8 @@ def _record(
     )
 
 
-_LABEL_COLUMNS = ("dis_img_path", "dis_type", "ref_img_path", "score")
+LABEL_COLUMNS = ("dis_img_path", "dis_type", "ref_img_path", "score")
+"""Columns of the generic label CSV (:func:`read_labels_csv`; ``asna-metric synth`` writes it)."""
 
 
 def read_labels_csv(
@@ -551,7 +553,7 @@ def read_labels_csv(
     if not path.is_file():
         raise MissingFilesError(
             f"label file {str(path)!r} does not exist: expected a CSV with the columns "
-            f"{','.join(_LABEL_COLUMNS)}. Check the path.",
+            f"{','.join(LABEL_COLUMNS)}. Check the path.",
             missing=[path],
             total=1,
         )
@@ -564,10 +566,10 @@ def read_labels_csv(
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         header = [h.strip() for h in (reader.fieldnames or [])]
-        missing_columns = [c for c in _LABEL_COLUMNS if c not in header]
+        missing_columns = [c for c in LABEL_COLUMNS if c not in header]
         if missing_columns:
             raise InputError(
-                f"{path}: expected the columns {','.join(_LABEL_COLUMNS)}, got header "
+                f"{path}: expected the columns {','.join(LABEL_COLUMNS)}, got header "
                 f"{header or '(empty file)'}; missing {missing_columns}. Write a header row with "
                 "those names (paths relative to root, the raw score)."
             )

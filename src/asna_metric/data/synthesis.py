@@ -51,6 +51,7 @@ from asna_metric._progress import progress as progress_bar
 from asna_metric._version import __version__
 from asna_metric.data.distortions import DISTORTIONS, Distortion, distort, resolve_type
 from asna_metric.data.kadid_cells import KADID_CELL_MOS
+from asna_metric.data.readers import LABEL_COLUMNS  # the columns synthesis writes
 from asna_metric.errors import InputError
 
 __all__ = [
@@ -69,9 +70,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-LABEL_COLUMNS = ("dis_img_path", "dis_type", "ref_img_path", "score")
-"""Columns of ``labels.csv`` (the generic label format)."""
 
 IDENTITY_TYPE = "identity"
 """``dis_type`` of undistorted (reference, reference) pairs."""
@@ -194,6 +192,30 @@ def list_references(refs_dir: str | os.PathLike[str]) -> list[Path]:
     return paths
 
 
+def _given(
+    refs_dir: str | os.PathLike[str], references: Sequence[str | os.PathLike[str]]
+) -> list[Path]:
+    """Check a given list of references: existing files with distinct stems."""
+    paths = [Path(refs_dir) / p for p in references]
+    if not paths:
+        raise InputError("references is empty; pass None for every image in refs_dir.")
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise InputError(
+            f"{len(missing)} of the {len(paths)} references do not exist, e.g. {missing[:3]}. "
+            "Check --refs (the folder the listed paths are relative to)."
+        )
+    stems: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in stems:
+            raise InputError(
+                f"two references share the name {path.stem!r} ({stems[path.stem]}, {path}); "
+                "output files are named by stem. Rename one of them."
+            )
+        stems[path.stem] = path
+    return paths
+
+
 def _normalise_types(types: Iterable[int | str] | None) -> list[int]:
     if types is None:
         return sorted(DISTORTIONS)
@@ -262,26 +284,20 @@ def plan_synthesis(
 
 
 def _load_rgb(path: Path) -> Tensor:
-    """A reference as a (1, 3, H, W) float tensor in [0, 1], quantised to 8 bits."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    """A reference as a (1, 3, H, W) float tensor in [0, 1], rounded to 8 bits.
+
+    Decoded by :func:`asna_metric.inputs.read_image`, the decoder scoring and
+    training use (16-bit files at full precision), then rounded to the 8-bit
+    grid of the PNGs written here, so that the distortions start from exactly
+    the pixels of the stored reference copy.
+    """
+    from asna_metric.inputs import read_image
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                # 16-bit greyscale: scale to 8 bits ourselves (convert("RGB") would clip).
-                grey = np.array(image, dtype=np.float64) / 65535.0
-                array = np.repeat((grey * 255).round().clip(0, 255)[..., None], 3, axis=2)
-                array = array.astype(np.uint8)
-            else:
-                array = np.array(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise InputError(
-            f"cannot read reference image {str(path)!r} ({exc}); "
-            "remove it from the folder or convert it to PNG."
-        ) from exc
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        image = read_image(path, name="reference")
+    except InputError as exc:
+        raise InputError(f"{exc} Or remove it from the folder.") from exc
+    return image.mul(255.0).round_().div_(255.0).unsqueeze(0)
 
 
 def _encode_png(image: Tensor) -> bytes:
@@ -356,6 +372,7 @@ def synthesize(
     include_identity: bool = False,
     progress: bool = True,
     workers: int = 1,
+    references: Sequence[str | os.PathLike[str]] | None = None,
 ) -> Path:
     """Distort every reference with KADID's types and levels and write labelled pairs.
 
@@ -382,6 +399,10 @@ def synthesize(
         progress: Show a progress bar (on a terminal).
         workers: Threads working on different (reference, type) pairs; while
             they run, torch's intra-op thread count is divided among them.
+        references: The reference images to use, instead of every image in
+            ``refs_dir`` (relative paths are relative to ``refs_dir``), e.g.
+            one split of :func:`asna_metric.data.splits.reference_split`.
+            Their stems must be distinct.
 
     Returns:
         Path of the written ``labels.csv``.
@@ -394,7 +415,7 @@ def synthesize(
         raise InputError(f"seed must be a non-negative integer; got {seed!r}.")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers must be a positive integer; got {workers!r}.")
-    refs = list_references(refs_dir)
+    refs = list_references(refs_dir) if references is None else _given(refs_dir, references)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"output path {str(out)!r} exists and is not a folder; choose another.")

@@ -1,9 +1,13 @@
 """Datasets of (distorted, reference, quality) pairs for training and validation.
 
 Decoding a PNG costs more than a training step on a small CPU, so images go
-through an :class:`ImageStore` that can keep them decoded in memory as
-``uint8`` tensors (3 bytes per pixel: a 481x321 image takes 0.46 MB, the
-~9,000 synthetic training pairs about 4.3 GB, each reference stored once).
+through an :class:`ImageStore` that can keep them decoded in memory, at the
+file's own bit depth: ``uint8`` tensors for 8-bit files (3 bytes per pixel:
+a 481x321 image takes 0.46 MB, the ~9,000 synthetic training pairs about
+4.3 GB, each reference stored once), 16 bits per sample for 16-bit files.
+Files are decoded by :func:`asna_metric.inputs.read_image_pixels`, the
+decoder scoring uses too, so training sees exactly the pixels that
+:class:`asna_metric.ASNA` scores (16-bit PNGs at full precision).
 
 Randomness never comes from a global generator: :class:`EpochSampler` yields
 ``(index, sample_seed)`` with the seed derived from ``(seed, epoch,
@@ -36,6 +40,7 @@ __all__ = [
     "TrainPairs",
     "ValPairs",
     "derive_seed",
+    "to_unit_float",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,24 +63,56 @@ def derive_seed(*parts: object) -> int:
 
 
 def _decode(path: str | os.PathLike[str]) -> Tensor:
-    from PIL import Image
+    """Decode an image file to a compact ``(3, H, W)`` tensor (see :func:`to_unit_float`).
 
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except FileNotFoundError as exc:
+    ``uint8`` for 8-bit files; 16-bit files keep their 16 bits as ``int16``
+    (the ``uint16`` bit pattern: torch has no full ``uint16`` support);
+    floating-point files (checked to lie in ``[0, 1]``) stay ``float32``.
+    """
+    import numpy as np
+
+    from asna_metric.inputs import read_image_pixels, to_batch
+
+    if not Path(path).is_file():
         raise InputError(
             f"image {str(path)!r} listed in the labels does not exist. Check data.root (the "
             "folder the CSV's paths are relative to)."
-        ) from exc
-    import numpy as np
+        )
+    pixels = read_image_pixels(path, name="training")
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    if pixels.dtype in (np.uint8, np.uint16):
+        planar = np.array(pixels.transpose(2, 0, 1), order="C")  # one writable copy
+        return torch.from_numpy(planar if planar.dtype == np.uint8 else planar.view(np.int16))
+    return to_batch(pixels, name=f"training image ({path})")[0]
 
-    array = np.asarray(rgb, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+def to_unit_float(image: Tensor) -> Tensor:
+    """Convert a tensor of :class:`ImageStore` (or a crop of one) to float32 in ``[0, 1]``.
+
+    The same values as :func:`asna_metric.inputs.read_image` of the file:
+    ``uint8`` is divided by 255, ``int16`` (16-bit samples) is read back as
+    unsigned and divided by 65535, ``float32`` is returned as is.
+
+    Args:
+        image: A ``uint8``, ``int16`` or ``float32`` tensor.
+
+    Returns:
+        A new float32 tensor of the same shape (never a view of ``image``).
+    """
+    if image.dtype == torch.uint8:
+        return image.float().div_(255.0)
+    if image.dtype == torch.int16:
+        return image.to(torch.int32).bitwise_and_(0xFFFF).float().div_(65535.0)
+    return image.float().clone()
 
 
 class ImageStore:
-    """Decode images to ``(3, H, W)`` uint8 tensors, optionally keeping them.
+    """Decode images to compact ``(3, H, W)`` tensors, optionally keeping them.
+
+    Tensors are ``uint8`` for 8-bit files, ``int16`` holding the samples of
+    16-bit files, ``float32`` for floating-point files; :func:`to_unit_float`
+    turns them (or crops of them) into float32 in ``[0, 1]``.
 
     Args:
         cache: ``"memory"`` keeps each decoded image after its first use;
@@ -98,7 +135,11 @@ class ImageStore:
             path: Image file.
 
         Returns:
-            ``(3, H, W)`` uint8 tensor (do not modify it in place).
+            ``(3, H, W)`` compact tensor (do not modify it in place); convert
+            it with :func:`to_unit_float`.
+
+        Raises:
+            InputError: The file does not exist or cannot be decoded.
         """
         key = os.fspath(path)
         image = self._images.get(key)
@@ -125,7 +166,7 @@ class ImageStore:
     @property
     def nbytes(self) -> int:
         """Bytes held by the cache."""
-        return sum(t.numel() for t in self._images.values())
+        return sum(t.numel() * t.element_size() for t in self._images.values())
 
     def __len__(self) -> int:
         return len(self._images)
@@ -291,8 +332,8 @@ class TrainPairs(_PairRecords):
         except InputError as exc:
             raise InputError(f"{dist_path}: {exc}") from None
         dist, ref = crop_pair(dist, ref, top, left, self.crop_size)
-        dist_f = dist.float().div_(255.0)
-        ref_f = ref.float().div_(255.0)
+        dist_f = to_unit_float(dist)
+        ref_f = to_unit_float(ref)
         if self.augment is not None:
             dist_f, ref_f = self.augment(dist_f, ref_f, generator)
         quality = torch.tensor(float(record.quality), dtype=torch.float32)
@@ -355,7 +396,7 @@ class ValPairs(_PairRecords):
         dist = dist[:, top : top + ch, left : left + cw]
         ref = ref[:, top : top + ch, left : left + cw]
         quality = torch.tensor(float(record.quality), dtype=torch.float32)
-        return dist.float().div(255.0), ref.float().div(255.0), quality
+        return to_unit_float(dist), to_unit_float(ref), quality
 
 
 def check_paths_exist(records: Sequence[Any], limit: int = 5) -> None:
