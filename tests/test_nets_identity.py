@@ -374,12 +374,6 @@ def test_receptive_margin_bounds_the_influence_of_a_pixel() -> None:
     assert delta[distance > net.receptive_margin].abs().max() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ASNA pools the quality q, not 1 - q: at identity the gradient with respect to ref "
-    "(through the pooling weights) is float rounding, ~1e-12, not exactly 0 (the network's own "
-    "forward pools 1 - q and is exact). Remove this mark when metric.py pools 1 - q.",
-)
 def test_metric_gradient_with_respect_to_ref_is_exactly_zero_at_identity() -> None:
     metric = ASNA.from_networks([_net(0, perturb=False)], self_ensemble="full")
     x = torch.rand(3, 3, 40, 56, generator=torch.Generator().manual_seed(0))
@@ -388,3 +382,24 @@ def test_metric_gradient_with_respect_to_ref_is_exactly_zero_at_identity() -> No
     loss.backward()
     assert loss.item() == 0 and ref.grad is not None
     assert (ref.grad == 0).all()
+
+
+def test_an_affine_calibration_of_an_identity_exact_network_is_refused(tmp_path: Path) -> None:
+    from asna_metric.errors import WeightsIntegrityError
+    from asna_metric.weights import save_ensemble
+
+    path = tmp_path / "calibrated.safetensors"
+    save_ensemble(
+        path,
+        [_net(0, perturb=False)],
+        name="asna-id-calibrated",
+        extra_metadata={"calibration": json.dumps({"scale": 1.2, "offset": -0.1})},
+    )
+    with pytest.raises(WeightsIntegrityError, match="top of the scale"):
+        ASNA(weights=str(path))
+    plain = tmp_path / "plain.safetensors"
+    save_ensemble(plain, [_net(0, perturb=False)], name="asna-id")
+    metric = ASNA(weights=str(plain))
+    assert metric.identity_exact
+    x = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(2))
+    assert metric(x, x).item() == 1.0

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from asna_metric.calibration import Calibration
 from asna_metric.ensemble import SelfEnsembleMode, View, apply_views, invert_dihedral, views
-from asna_metric.errors import InputError
+from asna_metric.errors import InputError, WeightsIntegrityError
 from asna_metric.inputs import check_images, check_pair, to_batch
 from asna_metric.nets import PairQualityNet
 from asna_metric.tiling import reflect_pad, run_tiled, tile_grid, upsample, valid_counts
@@ -287,6 +287,17 @@ class ASNA(nn.Module):
         self.weights_sha256 = sha256
         self.weights_metadata = dict(metadata)
         self.calibration = Calibration.from_metadata(metadata)
+        #: Every member scores exactly 1 at identity, so the ensemble does too.
+        self.identity_exact: bool = all(getattr(n, "identity_exact", False) for n in nets)
+        if any(getattr(n, "identity_exact", False) for n in nets) and not (
+            self.calibration.is_identity
+        ):
+            raise WeightsIntegrityError(
+                f"weights {name!r} hold an identity-exact network (asna_id) and an affine "
+                f"calibration {self.calibration}, which would move the top of the scale away "
+                "from 1. Save the file without a calibration: its monotone quality map is "
+                "learnt with the network."
+            )
         self.calibration_scale = self.calibration.scale
         self.calibration_offset = self.calibration.offset
         self.self_ensemble: str = self_ensemble
@@ -394,13 +405,27 @@ class ASNA(nn.Module):
             InputError: The inputs are not a valid pair (shape, size below
                 32x32, values outside ``[0, 1]``, ...).
         """
+        return 1.0 - self._score_deficit(dist, ref)
+
+    def _score_deficit(self, dist: Any, ref: Any) -> Tensor:
+        """``1 - forward(dist, ref)``, computed without cancellation (see :meth:`_deficit`)."""
         dist, ref = self._prepare(dist, ref)
         with self._grad_context(dist, ref) as needs_grad:
-            quality, weight, counts = self._maps(dist, ref)
-            num = (counts * weight * quality).sum(dim=(2, 3, 4))
-            den = (counts * weight).sum(dim=(2, 3, 4))
-            score = (num / den).mean(dim=0)
-        return score if needs_grad else score.clone()
+            deficit = self._deficit(dist, ref)
+        return deficit if needs_grad else deficit.clone()
+
+    def _deficit(self, dist: Tensor, ref: Tensor) -> Tensor:
+        """``1 - score`` pooled as the weighted mean of ``1 - quality``, without cancellation.
+
+        Pooling ``1 - q`` rather than ``q`` makes an identity-exact network's
+        deficit exactly 0 at identity with exactly zero gradient, through
+        the pooling weights too, and keeps full float resolution near the
+        top of the scale (``ASNALoss`` uses it directly).
+        """
+        quality, weight, counts = self._maps(dist, ref)
+        num = (counts * weight * (1.0 - quality)).sum(dim=(2, 3, 4))
+        den = (counts * weight).sum(dim=(2, 3, 4))
+        return (num / den).mean(dim=0)
 
     def map(
         self, dist: Any, ref: Any, *, return_weights: bool = False
@@ -651,8 +676,10 @@ class ASNALoss(nn.Module):
             if self.range_weight:
                 excess = F.relu(x - 1.0).square() + F.relu(-x).square()
                 penalty = penalty + excess.flatten(1).mean(dim=1)
-        score = self.metric(dist.clamp(0.0, 1.0), ref.clamp(0.0, 1.0))
-        loss = 1.0 - score + self.range_weight * penalty.to(score.dtype)
+        # 1 - score, pooled directly: exactly 0 with zero gradient at identity for
+        # identity-exact networks, and no float32 cancellation near the top.
+        deficit = self.metric._score_deficit(dist.clamp(0.0, 1.0), ref.clamp(0.0, 1.0))
+        loss = deficit + self.range_weight * penalty.to(deficit.dtype)
         if self.reduction == "mean":
             return loss.mean()
         if self.reduction == "sum":

@@ -147,9 +147,13 @@ class PairQualityNet(nn.Module):
         spatially_faithful: Whether map location ``(i, j)`` describes the
             input block at ``(i, j) * map_stride``; tiled inference and
             spatial maps are only meaningful when it is ``True``.
+        identity_exact: Whether the quality is exactly 1 wherever ``dist``
+            equals ``ref`` by construction (``asna_id``); such networks must
+            not be given an affine calibration, which would move the top.
     """
 
     arch: ClassVar[str]
+    identity_exact: ClassVar[bool] = False
     map_stride: int = 8
     size_multiple: int
     receptive_margin: int

@@ -193,6 +193,7 @@ class ASNAIdentityNet(PairQualityNet):
     """
 
     arch = "asna_id"
+    identity_exact = True
 
     def __init__(
         self,
