@@ -15,10 +15,15 @@ from asna_metric.data.synthesis import cell_score
 from asna_metric.errors import InputError
 from asna_metric.train.onthefly import (
     WINDOW_TYPES,
+    DistortionCache,
+    DistortionGroupSampler,
+    FixedPairs,
     OnTheFlyPairs,
     PhotoCache,
     ResumableEpochSampler,
     build_onthefly,
+    manifest_digest,
+    select_types,
 )
 from asna_metric.train.pairs import EpochSampler
 
@@ -201,3 +206,118 @@ def test_real_training_split(shared_data: Path) -> None:
     for index in (0, 479):
         dist, _, quality = dataset[index]
         assert dist.shape == (3, 64, 64) and 0.0 <= float(quality) <= 1.0
+
+
+def _grouped(dataset: OnTheFlyPairs, k: int, epoch: int, **kwargs: int) -> DistortionGroupSampler:
+    sampler = DistortionGroupSampler(
+        len(dataset),
+        samples_per_epoch=len(dataset),
+        seed=7,
+        crops_per_distortion=k,
+        num_photos=len(dataset.photos),
+        **kwargs,
+    )
+    sampler.set_epoch(epoch)
+    return sampler
+
+
+def test_group_sampler_shares_a_distortion_over_consecutive_batches(photos: list[Path]) -> None:
+    dataset = _dataset(photos, pairs_per_epoch=24, identity_rate=0.0)
+    plain = ResumableEpochSampler(24, samples_per_epoch=24, seed=7)
+    plain.set_epoch(1)
+    assert list(_grouped(dataset, 1, 1, batch_size=4)) == list(plain)  # k = 1: the same draws
+
+    items = list(_grouped(dataset, 3, 1, batch_size=6))  # 4 batches of 6
+    assert len(items) == 24 and len({seed for _, seed, _ in items}) == 24
+    groups: dict[int, list[int]] = {}
+    for position, (_, _, dseed) in enumerate(items):
+        groups.setdefault(dseed, []).append(position)
+    for positions in groups.values():  # one column of at most 3 consecutive batches
+        assert len(positions) <= 3 and len({p % 6 for p in positions}) == 1
+        assert [p // 6 for p in positions] == list(range(positions[0] // 6, positions[-1] // 6 + 1))
+        assert len({items[p][0] for p in positions}) == 1
+    starts = [sum(1 for ps in groups.values() if ps[0] // 6 == t) for t in range(4)]
+    assert starts == [6, 2, 2, 2]  # after the first batch, 6 / 3 new distortions per batch
+    assert all(len({items[p][2] for p in range(t * 6, t * 6 + 6)}) == 6 for t in range(4))
+    shared = next(ps for ps in groups.values() if len(ps) == 3)
+    plans = [dataset.plan(items[p], size=(64, 64)) for p in shared]
+    assert len({(p.photo, p.dist_type, p.level, p.seed) for p in plans}) == 1
+    assert len({(p.top, p.left, p.augment_seed) for p in plans}) == 3  # own crops
+    # Photographs are visited evenly: the groups' photographs cycle through permutations.
+    firsts = sorted(groups.values())
+    photos_of_groups = [items[ps[0]][0] for ps in firsts]
+    counts = [photos_of_groups.count(i) for i in range(3)]
+    assert max(counts) - min(counts) <= 1
+
+    resumed = _grouped(dataset, 3, 1, batch_size=6)
+    resumed.set_epoch(1, start=8)
+    assert list(resumed) == items[8:]
+    ranks = [list(_grouped(dataset, 3, 1, batch_size=3, rank=r, world_size=2)) for r in (0, 1)]
+    assert sorted(ranks[0] + ranks[1]) == sorted(items)  # the same epoch, split between ranks
+
+
+def test_grouped_items_are_deterministic_across_workers_and_hit_the_cache(
+    photos: list[Path],
+) -> None:
+    dataset = _dataset(photos, pairs_per_epoch=16, identity_rate=0.0)
+
+    def epoch(workers: int) -> list[torch.Tensor]:
+        loader = DataLoader(
+            dataset,
+            batch_size=4,
+            sampler=_grouped(dataset, 4, 0, batch_size=4),
+            num_workers=workers,
+        )
+        return [torch.cat([t.flatten() for t in batch]) for batch in loader]
+
+    serial = epoch(0)
+    groups = {dseed for _, _, dseed in _grouped(dataset, 4, 0, batch_size=4)}
+    assert dataset.distorted.misses == len(groups) < 16  # one distortion per group
+    assert dataset.distorted.hits == 16 - len(groups)
+    assert all(torch.equal(a, b) for a, b in zip(serial, epoch(2), strict=True))
+    fresh = _dataset(photos, pairs_per_epoch=16, identity_rate=0.0, distortion_cache_bytes=0)
+    for item in _grouped(dataset, 4, 0, batch_size=4):  # a hit equals a recomputation
+        assert all(torch.equal(a, b) for a, b in zip(dataset[item], fresh[item], strict=True))
+    assert fresh.distorted.hits == 0
+
+
+def test_distortion_cache_is_bounded() -> None:
+    cache = DistortionCache(max_bytes=2 * 3 * 8 * 8)
+    for key in range(3):
+        cache.put((key,), torch.full((3, 8, 8), key, dtype=torch.uint8))
+        assert cache.nbytes <= cache.max_bytes
+    assert cache.get((0,)) is None and len(cache) == 2
+    hit = cache.get((2,))
+    assert hit is not None and int(hit[0, 0, 0]) == 2
+    assert (cache.hits, cache.misses) == (1, 1)
+    with pytest.raises(InputError, match="max_bytes"):
+        DistortionCache(-1)
+
+
+def test_fixed_pairs_keep_the_fixed_items(photos: list[Path]) -> None:
+    dataset = _dataset(photos, pairs_per_epoch=6)
+    fixed = FixedPairs(dataset, 5)
+    assert len(fixed) == 5
+    for index in range(5):
+        assert all(torch.equal(a, b) for a, b in zip(fixed[index], dataset[index], strict=True))
+    with pytest.raises(InputError, match="count"):
+        FixedPairs(dataset, 7)
+
+
+def test_select_types_and_manifest_digest(tmp_path: Path) -> None:
+    assert select_types() == list(range(1, 26))
+    assert select_types(exclude=["lens blur", "JP2K", 19, "Multiplicative_Noise"]) == [
+        t for t in range(1, 26) if t not in (2, 9, 14, 19)
+    ]
+    assert select_types(["jpeg", "Contrast Dist.", "contrast_change", 1]) == [1, 10, 25]
+    with pytest.raises(InputError, match="leaves no"):
+        select_types([1], exclude=["GBLUR"])
+    with pytest.raises(InputError, match="unknown distortion type"):
+        select_types(["no such type"])
+    name, digest = manifest_digest("refs-v1")
+    assert name == "refs-v1" and len(digest) == 64
+    from importlib.resources import files
+
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(files("asna_metric.data").joinpath("_splits", "refs-v1.json").read_bytes())
+    assert manifest_digest(copy) == (name, digest)

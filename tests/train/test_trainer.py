@@ -579,3 +579,156 @@ def test_efficientnet_lite0_trains_from_a_converted_encoder(labels: Path, tmp_pa
     members, metadata = load_ensemble(result.weights_path)
     assert members[0].arch == "efficientnet_lite0"
     assert json.loads(metadata["init_file"])["covered"] == 1.0
+
+
+# ----------------------------------------------------------------- on-the-fly pairs
+def _smooth_photo(g: torch.Generator, height: int, width: int) -> torch.Tensor:
+    low = torch.rand(1, 3, 5, 5, generator=g)
+    photo = torch.nn.functional.interpolate(low, size=(height, width), mode="bilinear")[0]
+    lo = photo.amin(dim=(1, 2), keepdim=True)
+    hi = photo.amax(dim=(1, 2), keepdim=True)
+    return (photo - lo) / (hi - lo)  # every channel spans [0, 1], like a photograph
+
+
+@pytest.fixture(scope="module")
+def photo_refs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Tiny photographs in two folders plus a Kodak folder, and a split manifest of them."""
+    from PIL import Image
+
+    from asna_metric.data.splits import make_reference_split
+
+    root = tmp_path_factory.mktemp("refs")
+    g = torch.Generator().manual_seed(3)
+    for folder, count in (("alpha", 10), ("beta", 10), ("kodak", 1)):
+        (root / folder).mkdir()
+        for i in range(count):
+            _save(_smooth_photo(g, 40 + 4 * (i % 3), 48), root / folder / f"{i:02d}.png", Image)
+    manifest = make_reference_split(
+        root, name="tiny-v1", folders=("alpha", "beta"), eval_only_folders=("kodak",)
+    )
+    path = root.parent / "tiny-v1.json"
+    path.write_text(json.dumps(manifest, indent=1))
+    return root, path
+
+
+CHEAP = ["GBLUR", "JPEG", "AWGN", "Mean_Shift", "Color_Block"]
+
+
+def onthefly_config(photo_refs: tuple[Path, Path], **overrides: Any) -> TrainConfig:
+    root, manifest = photo_refs
+    config = TrainConfig.from_dict(
+        {
+            "name": "tiny_otf",
+            "seed": 1,
+            "epochs": 3,
+            "model": {"arch": "asna", "net": TINY_NET},
+            "data": {
+                "source": "onthefly",
+                "refs": str(root),
+                "split_manifest": str(manifest),
+                "types": CHEAP,
+                "crop_size": 32,
+                "samples_per_epoch": 48,
+                "val_pairs": 8,
+                "val_crop": 32,
+                "crops_per_distortion": 2,
+            },
+            "optim": {"lr": 3e-3, "lr_step_epochs": 2},
+            "runtime": {"progress": False, "threads": 1},
+        }
+    )
+    return config.with_overrides(overrides) if overrides else config
+
+
+def test_onthefly_training_runs_and_records_its_data(
+    photo_refs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from asna_metric.weights import load_ensemble
+
+    result = train(onthefly_config(photo_refs, epochs=2), run_dir=tmp_path / "run")
+    assert result.epochs_completed == 2
+    assert all(math.isfinite(h["train_loss"]) and h["steps"] == 3 for h in result.history)
+    assert result.weights_path is not None
+    _, metadata = load_ensemble(result.weights_path)
+    data = json.loads(metadata["data"])
+    manifest = photo_refs[1]
+    import hashlib
+
+    assert data["source"] == "onthefly"
+    assert data["split_manifest"] == "tiny-v1"
+    assert data["split_manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
+    assert data["train_folders"] == ["alpha", "beta"] and data["val_folders"] == ["alpha", "beta"]
+    assert data["train_references"] == 16 and data["val_references"] == 2
+    assert data["types"] == [1, 10, 11, 18, 23] and data["levels"] == [1, 2, 3, 4, 5]
+    assert data["identity_rate"] == 0.05 and data["seed"] == 1
+    assert data["val_pairs"] == 8 and data["eval_only_in_training"] is False
+    assert "kodak" not in json.dumps(data["train_folders"] + data["val_folders"])
+
+
+def test_onthefly_resume_after_interruption_is_exact(
+    photo_refs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = onthefly_config(photo_refs, **{"data.num_workers": 1})
+    full = train(config, run_dir=tmp_path / "full")
+
+    import asna_metric.train.trainer as trainer_module
+
+    real_validate = trainer_module._validate
+    calls = {"n": 0}
+
+    def interrupting_validate(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # in epoch 2, after its training steps, before its checkpoint
+            raise KeyboardInterrupt
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "_validate", interrupting_validate)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, run_dir=tmp_path / "cut")
+    monkeypatch.setattr(trainer_module, "_validate", real_validate)
+    # Resumed in the main process (no workers): the draws do not depend on the workers.
+    resumed = train(
+        config.with_overrides({"data.num_workers": 0}), run_dir=tmp_path / "cut", resume=True
+    )
+    _assert_same_state(_state(tmp_path / "full"), _state(tmp_path / "cut"))
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
+    assert [h["val_srcc"] for h in resumed.history] == [h["val_srcc"] for h in full.history]
+
+
+def test_onthefly_excluded_types_and_config_checks(
+    photo_refs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from asna_metric.train.trainer import _build_data, _Dist
+
+    config = onthefly_config(photo_refs, **{"data.exclude_types": ["jpeg", "awgn"]})
+    data = _build_data(config, size_multiple=1, ddp=_Dist())
+    assert data.info["types"] == [1, 18, 23]
+    assert data.info["excluded_types"] == ["jpeg", "awgn"]
+    drawn = {data.train_set.plan(item, size=(40, 48)).dist_type for item in data.sampler}
+    assert drawn <= {0, 1, 18, 23} and drawn & {1, 18, 23}
+    assert len(data.val_set) == 8
+    again = _build_data(config, size_multiple=1, ddp=_Dist())  # the same fixed validation set
+    assert torch.equal(data.val_set.dist, again.val_set.dist)
+    with pytest.raises(InputError, match="leaves no distortion type"):
+        _build_data(
+            onthefly_config(photo_refs, **{"data.exclude_types": CHEAP}),
+            size_multiple=1,
+            ddp=_Dist(),
+        )
+    with pytest.raises(InputError, match=r"data\.labels"):
+        onthefly_config(photo_refs, **{"data.labels": ["x.csv"]})
+    with pytest.raises(InputError, match=r"data\.refs"):
+        onthefly_config(photo_refs, **{"data.refs": ""})
+    with pytest.raises(InputError, match=r"data\.levels"):
+        onthefly_config(photo_refs, **{"data.levels": [0]})
+    # Paths in a file are relative to the file, like data.labels.
+    (tmp_path / "sub").mkdir()
+    toml = tmp_path / "sub" / "otf.toml"
+    toml.write_text(
+        '[data]\nsource = "onthefly"\nrefs = "../refs"\nsplit_manifest = "m/split.json"\n'
+    )
+    loaded = load_config(toml)
+    assert loaded.data.refs == str((tmp_path / "refs").resolve())
+    assert loaded.data.split_manifest == str((tmp_path / "sub" / "m" / "split.json").resolve())
+    assert load_config(toml, {"data.split_manifest": "refs-v1"}).data.split_manifest == "refs-v1"
+    assert TrainConfig.from_dict(loaded.to_dict()) == loaded

@@ -7,6 +7,7 @@ a default equal to the paper's recipe where the paper states one; unknown
 keys are rejected so that a typo cannot silently fall back to a default.
 
 Relative paths inside a file (``data.labels``, ``data.root``,
+``data.refs``, a ``data.split_manifest`` ending in ``.json``,
 ``model.init``) are resolved against the folder holding that file, so a
 config keeps working whatever the current directory is.
 
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 CacheMode = Literal["memory", "none"]
+DataSource = Literal["labels", "onthefly"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 AmpMode = Literal["none", "bf16", "fp16"]
 PearsonForm = Literal["linear", "squared"]
@@ -59,6 +61,9 @@ RESUMABLE_KEYS = frozenset(
         "data.num_workers",
         "data.cache",
         "data.preload",
+        "data.photo_cache_mb",
+        "data.distortion_cache_mb",
+        "data.verify_refs",
     }
 )
 
@@ -156,10 +161,13 @@ class DataConfig:
         crop_size: Side of the square training crops (same location in dist
             and ref); rounded down to the network's size multiple.
         samples_per_epoch: Pairs drawn (without replacement within an epoch)
-            per epoch; 0 means every training pair once.
-        val_pairs: Size of the fixed validation subset; 0 means all.
+            per epoch; 0 means every training pair once (``"onthefly"``:
+            one crop per training photograph).
+        val_pairs: Size of the fixed validation subset; 0 means all
+            (``"onthefly"``: one crop per validation photograph).
         val_crop: Side of the fixed centre crop used for validation; 0
-            validates on full images (one at a time: slower).
+            validates on full images (one at a time: slower; ``"labels"``
+            only). On-the-fly validation crops are random, fixed by the seed.
         val_batch_size: Batch size of the validation forward passes.
         cache: ``"memory"`` keeps decoded images as uint8 tensors after
             their first use (about 0.46 MB per 481x321 image); ``"none"``
@@ -172,7 +180,37 @@ class DataConfig:
             validation (matched ignoring case and punctuation, as
             :func:`asna_metric.data.splits.leave_types_out` does); the
             leave-types-out benchmark tests a model trained this way on the
-            excluded types.
+            excluded types. With ``source = "onthefly"`` they are removed
+            from ``types``.
+        source: ``"labels"``: the pairs of the labels files. ``"onthefly"``:
+            pairs drawn on the fly from the reference photographs of a split
+            manifest (:mod:`asna_metric.train.onthefly`): random crops of the
+            ``train`` split distorted with a random KADID (type, level) and
+            labelled with the KADID cell mean; validation is a fixed set of
+            ``val_pairs`` crops of side ``val_crop`` from the ``val`` split.
+            ``labels``, ``root``, ``dataset``, ``val_fraction``, ``cache``
+            and ``preload`` are for ``"labels"`` only.
+        refs: Folder of the reference photographs (``"onthefly"``; the
+            project's ``../shared/data/refs``).
+        split_manifest: Reference split: a shipped name (``"refs-v1"``) or a
+            ``.json`` manifest path.
+        identity_rate: Probability of an undistorted pair, label 1
+            (``"onthefly"``).
+        types: KADID type ids or names drawn (``"onthefly"``); empty: all 25.
+        levels: Levels 1..5 drawn (``"onthefly"``); empty: all five.
+        crops_per_distortion: Training crops cut from each distorted
+            photograph (``"onthefly"``): the items of the same slot of that
+            many consecutive batches share a photograph, KADID cell and noise
+            (:class:`asna_metric.train.onthefly.DistortionGroupSampler`),
+            which divides the distortion cost by up to that factor. 1: every
+            item its own distortion.
+        photo_cache_mb: Per-worker cache of decoded photographs, MiB
+            (``"onthefly"``).
+        distortion_cache_mb: Per-worker cache of distorted photographs, MiB
+            (``"onthefly"``); it must hold a batch's worth (about 0.5 MB per
+            481x321 photograph) for ``crops_per_distortion`` to save time.
+        verify_refs: Check the photographs' sha256 against the manifest at
+            the start (``"onthefly"``).
     """
 
     labels: tuple[str, ...] = ()
@@ -188,6 +226,16 @@ class DataConfig:
     preload: bool = False
     num_workers: int = 0
     exclude_types: tuple[str, ...] = ()
+    source: DataSource = "labels"
+    refs: str = ""
+    split_manifest: str = "refs-v1"
+    identity_rate: float = 0.05
+    types: tuple[int | str, ...] = ()
+    levels: tuple[int, ...] = ()
+    crops_per_distortion: int = 1
+    photo_cache_mb: int = 512
+    distortion_cache_mb: int = 64
+    verify_refs: bool = True
 
     def __post_init__(self) -> None:
         excluded = self.exclude_types
@@ -223,6 +271,66 @@ class DataConfig:
         if not isinstance(self.preload, bool):
             raise _fail("data", "preload", "true or false", self.preload)
         _check_int("data", "num_workers", self.num_workers, 0)
+        self._check_onthefly()
+
+    def _check_onthefly(self) -> None:
+        _check_choice("data", "source", self.source, DataSource)
+        if not isinstance(self.refs, (str, Path)):
+            raise _fail("data", "refs", "a folder path (or empty)", self.refs)
+        object.__setattr__(self, "refs", str(self.refs))
+        if not isinstance(self.split_manifest, (str, Path)) or not str(self.split_manifest):
+            raise _fail(
+                "data",
+                "split_manifest",
+                'a split name such as "refs-v1" or a .json path',
+                self.split_manifest,
+            )
+        object.__setattr__(self, "split_manifest", str(self.split_manifest))
+        _check_float("data", "identity_rate", self.identity_rate, 0.0)
+        if self.identity_rate > 1:
+            raise _fail("data", "identity_rate", "a probability in [0, 1]", self.identity_rate)
+        types = (self.types,) if isinstance(self.types, (str, int)) else self.types
+        if not isinstance(types, (list, tuple)) or not all(
+            isinstance(t, (str, int)) and not isinstance(t, bool) for t in types
+        ):
+            raise _fail("data", "types", "a list of KADID type ids or names", self.types)
+        object.__setattr__(self, "types", tuple(types))
+        levels = (self.levels,) if isinstance(self.levels, int) else self.levels
+        if not isinstance(levels, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5 for v in levels
+        ):
+            raise _fail("data", "levels", "a list of levels 1..5", self.levels)
+        object.__setattr__(self, "levels", tuple(levels))
+        _check_int("data", "crops_per_distortion", self.crops_per_distortion, 1)
+        _check_int("data", "photo_cache_mb", self.photo_cache_mb, 0)
+        _check_int("data", "distortion_cache_mb", self.distortion_cache_mb, 0)
+        if not isinstance(self.verify_refs, bool):
+            raise _fail("data", "verify_refs", "true or false", self.verify_refs)
+        if self.source == "onthefly":
+            if self.labels:
+                raise _fail(
+                    "data",
+                    "labels",
+                    'empty with source = "onthefly"',
+                    list(self.labels),
+                    'Remove data.labels, or set data.source = "labels".',
+                )
+            if not self.refs:
+                raise _fail(
+                    "data",
+                    "refs",
+                    'a folder of reference photographs with source = "onthefly"',
+                    self.refs,
+                    "Set data.refs (e.g. the project's ../shared/data/refs).",
+                )
+            if self.val_crop == 0:
+                raise _fail(
+                    "data",
+                    "val_crop",
+                    'an integer >= 32 with source = "onthefly"',
+                    self.val_crop,
+                    "On-the-fly validation pairs are crops.",
+                )
 
 
 @dataclass(frozen=True)
@@ -460,7 +568,8 @@ class TrainConfig:
             A dict that :meth:`from_dict` turns back into an equal config.
         """
         out = dataclasses.asdict(self)
-        out["data"]["labels"] = list(self.data.labels)
+        for key in ("labels", "types", "levels"):
+            out["data"][key] = list(getattr(self.data, key))
         return out
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrainConfig:
@@ -518,7 +627,7 @@ class TrainConfig:
 
 # Per section: keys holding a list of paths, keys holding one path.
 _PATH_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "data": (("labels",), ("root",)),
+    "data": (("labels",), ("root", "refs")),
     "model": ((), ("init",)),
 }
 
@@ -537,6 +646,9 @@ def _resolve_paths(section: dict[str, Any], base: Path, key: str) -> dict[str, A
         value = section.get(name)
         if isinstance(value, (str, Path)) and str(value):
             section[name] = str((base / value).resolve())
+    manifest = section.get("split_manifest") if key == "data" else None
+    if isinstance(manifest, (str, Path)) and str(manifest).endswith(".json"):
+        section["split_manifest"] = str((base / manifest).resolve())
     return section
 
 

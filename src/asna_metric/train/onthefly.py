@@ -26,7 +26,18 @@ the same whatever the number of DataLoader workers, every epoch sees new
 crops and noise, and a run resumed at an (epoch, position) continues
 exactly (:class:`ResumableEpochSampler`). A plain ``int`` index gives a
 fixed item (seed derived from the dataset seed and the index): a fixed
-validation set drawn in memory.
+validation set drawn in memory (:class:`FixedPairs` keeps it).
+
+Cost: distorting a whole photograph takes about 150 ms on one core (0.6 to
+0.9 s for Color_Quantization, Jitter and Denoising), far more than a
+training step's share. :class:`DistortionGroupSampler` lets ``k`` items
+share one distorted photograph: it yields ``(index, sample_seed,
+distortion_seed)``, the same photograph index and distortion seed for the
+``k`` items of a group (the same slot of ``k`` consecutive batches), each
+with its own crop and augmentation seed. Each worker keeps the distorted
+photographs it made in a bounded cache (:class:`DistortionCache`), so a
+group costs one distortion per worker that sees it. The cache changes only
+the speed: an item stays a pure function of its seeds.
 
 Example:
     >>> from asna_metric.train.onthefly import build_onthefly
@@ -39,6 +50,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,12 +75,17 @@ from asna_metric.train.pairs import EpochSampler, _decode, derive_seed
 
 __all__ = [
     "WINDOW_TYPES",
+    "DistortionCache",
+    "DistortionGroupSampler",
+    "FixedPairs",
     "OnTheFlyItem",
     "OnTheFlyPairs",
     "PhotoCache",
     "ResumableEpochSampler",
     "build_onthefly",
+    "manifest_digest",
     "mos_to_quality",
+    "select_types",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,6 +99,11 @@ logger = logging.getLogger(__name__)
 WINDOW_TYPES: frozenset[int] = frozenset(
     {1, 2, 3, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 22, 24, 25}
 )
+
+#: What indexes an :class:`OnTheFlyPairs`: a fixed item's ``int``, or what a
+#: sampler yields, ``(index, sample_seed)`` or ``(index, sample_seed,
+#: distortion_seed)``.
+Item = int | tuple[int, int] | tuple[int, int, int]
 
 _GRID = 16  # window corners on the photograph's 16-pixel grid (JPEG's 4:2:0 blocks)
 
@@ -142,6 +164,68 @@ class PhotoCache:
                 _, dropped = self._images.popitem(last=False)
                 self.nbytes -= dropped.numel()
         return image
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+
+class DistortionCache:
+    """Least-recently-used cache of distorted photographs, bounded in bytes.
+
+    Each DataLoader worker holds its own copy; entries are the 8-bit
+    distorted photographs (or windows) keyed by everything that makes them:
+    photograph, type, level, noise seed and region. A hit returns exactly
+    what a recomputation would, so the cache changes only the speed.
+    ``hits`` and ``misses`` count the lookups of this process.
+
+    Args:
+        max_bytes: Largest total size kept; 0 disables the cache.
+
+    Raises:
+        InputError: If ``max_bytes`` is negative.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
+        if max_bytes < 0:
+            raise InputError(f"max_bytes must be >= 0; got {max_bytes}.")
+        self.max_bytes = int(max_bytes)
+        self._images: OrderedDict[tuple[int, ...], Tensor] = OrderedDict()
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[int, ...]) -> Tensor | None:
+        """Return a cached distorted image (do not modify it in place), or ``None``.
+
+        Args:
+            key: The image's key (see :meth:`OnTheFlyPairs.distortion_key`).
+
+        Returns:
+            The ``(3, H, W)`` uint8 tensor, or ``None`` on a miss.
+        """
+        image = self._images.get(key)
+        if image is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._images.move_to_end(key)
+        return image
+
+    def put(self, key: tuple[int, ...], image: Tensor) -> None:
+        """Keep an image, evicting the least recently used ones beyond the limit.
+
+        Args:
+            key: The image's key.
+            image: ``(3, H, W)`` uint8 tensor.
+        """
+        size = image.numel() * image.element_size()
+        if size > self.max_bytes or key in self._images:
+            return
+        self._images[key] = image
+        self.nbytes += size
+        while self.nbytes > self.max_bytes:
+            _, dropped = self._images.popitem(last=False)
+            self.nbytes -= dropped.numel() * dropped.element_size()
 
     def __len__(self) -> int:
         return len(self._images)
@@ -226,6 +310,9 @@ class OnTheFlyPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
         augment: Augmentation applied to the crops, or ``None``.
         cache_bytes: Size limit of each worker's decoded-photo cache.
         manifest: Reference split whose eval-only list is refused.
+        distortion_cache_bytes: Size limit of each worker's cache of
+            distorted photographs (:class:`DistortionCache`; useful with a
+            :class:`DistortionGroupSampler`).
 
     Raises:
         InputError: On no photographs, eval-only photographs, or bad arguments.
@@ -246,6 +333,7 @@ class OnTheFlyPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
         augment: PairAugment | None = None,
         cache_bytes: int = 512 * 2**20,
         manifest: str | os.PathLike[str] | Mapping[str, Any] = DEFAULT_REFERENCE_SPLIT,
+        distortion_cache_bytes: int = 64 * 2**20,
     ) -> None:
         self.photos = [Path(p) for p in photos]
         if not self.photos:
@@ -267,6 +355,7 @@ class OnTheFlyPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
         self.margin = int(margin)
         self.augment = augment
         self.cache = PhotoCache(cache_bytes)
+        self.distorted = DistortionCache(distortion_cache_bytes)
 
     def __len__(self) -> int:
         return self.pairs_per_epoch
@@ -279,17 +368,27 @@ class OnTheFlyPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
         """
         return [os.fspath(p) for p in self.photos]
 
-    def _seed_of(self, item: tuple[int, int] | int) -> tuple[int, int]:
+    def _seeds_of(self, item: Item) -> tuple[int, int, int]:
         if isinstance(item, tuple):
+            if len(item) == 3:
+                index, seed, group = item
+                return int(index), int(seed), int(group)
             index, seed = item
-            return int(index), int(seed)
-        return int(item), derive_seed(self.seed, "onthefly-fixed", int(item))
+            return int(index), int(seed), int(seed)
+        seed = derive_seed(self.seed, "onthefly-fixed", int(item))
+        return int(item), seed, seed
 
-    def plan(self, item: tuple[int, int] | int, *, size: tuple[int, int]) -> OnTheFlyItem:
+    def plan(self, item: Item, *, size: tuple[int, int]) -> OnTheFlyItem:
         """Draw an item's photograph, crop, cell and seeds (no pixels).
 
+        The identity draw, crop and augmentation come from the sample seed;
+        the (type, level) cell and the distortion noise from the distortion
+        seed (the sample seed itself unless a :class:`DistortionGroupSampler`
+        gives a group's).
+
         Args:
-            item: ``(index, sample_seed)`` or an ``int`` index (a fixed item).
+            item: ``(index, sample_seed)``, ``(index, sample_seed,
+                distortion_seed)`` or an ``int`` index (a fixed item).
             size: ``(height, width)`` of the item's photograph.
 
         Returns:
@@ -298,10 +397,13 @@ class OnTheFlyPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
         Raises:
             InputError: If the photograph is smaller than the crop.
         """
-        index, seed = self._seed_of(item)
+        index, seed, group = self._seeds_of(item)
         photo = index % len(self.photos)
         cell_gen = torch.Generator().manual_seed(derive_seed(seed, "cell"))
         identity = float(torch.rand((), generator=cell_gen, dtype=torch.float64))
+        if group != seed:
+            cell_gen = torch.Generator().manual_seed(derive_seed(group, "cell"))
+            torch.rand((), generator=cell_gen, dtype=torch.float64)  # the same draws as seed's
         pick = int(torch.randint(len(self.cells), (), generator=cell_gen))
         dist_type, level = (0, 0) if identity < self.identity_rate else self.cells[pick]
         crop_gen = torch.Generator().manual_seed(derive_seed(seed, "crop"))
@@ -315,7 +417,7 @@ class OnTheFlyPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
             left=left,
             dist_type=dist_type,
             level=level,
-            seed=derive_seed(seed, "noise"),
+            seed=derive_seed(group, "noise"),
             augment_seed=derive_seed(seed, "augment"),
         )
 
@@ -340,6 +442,18 @@ class OnTheFlyPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
         right = min(width, math.ceil((plan.left + c + m) / _GRID) * _GRID)
         return top, left, bottom, right
 
+    def distortion_key(self, plan: OnTheFlyItem, size: tuple[int, int]) -> tuple[int, ...]:
+        """What a distorted image depends on: its key in the :class:`DistortionCache`.
+
+        Args:
+            plan: The item's plan.
+            size: ``(height, width)`` of the photograph.
+
+        Returns:
+            ``(photo, type, level, noise seed, top, left, bottom, right)``.
+        """
+        return (plan.photo, plan.dist_type, plan.level, plan.seed, *self.window(plan, size))
+
     def render(self, plan: OnTheFlyItem) -> tuple[Tensor, Tensor, bool]:
         """Make an item's uint8 crops.
 
@@ -357,17 +471,21 @@ class OnTheFlyPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
             return ref, ref, True
         size = (photo.shape[1], photo.shape[2])
         top, left, bottom, right = self.window(plan, size)
-        region = photo[:, top:bottom, left:right].unsqueeze(0).float().div_(255.0)
-        generator = torch.Generator().manual_seed(plan.seed)
-        result = distort(region, plan.dist_type, plan.level, generator=generator)
-        quantised = result[0].mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        key = self.distortion_key(plan, size)
+        quantised = self.distorted.get(key)
+        if quantised is None:
+            region = photo[:, top:bottom, left:right].unsqueeze(0).float().div_(255.0)
+            generator = torch.Generator().manual_seed(plan.seed)
+            result = distort(region, plan.dist_type, plan.level, generator=generator)
+            quantised = result[0].mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+            self.distorted.put(key, quantised)
         dist = quantised[
             :, plan.top - top : plan.top - top + c, plan.left - left : plan.left - left + c
         ]
         return dist, ref, torch.equal(dist, ref)
 
-    def __getitem__(self, item: tuple[int, int] | int) -> tuple[Tensor, Tensor, Tensor]:
-        index, _ = self._seed_of(item)
+    def __getitem__(self, item: Item) -> tuple[Tensor, Tensor, Tensor]:
+        index, _, _ = self._seeds_of(item)
         photo = self.cache.get(self.photos[index % len(self.photos)])
         plan = self.plan(item, size=(photo.shape[1], photo.shape[2]))
         dist, ref, identical = self.render(plan)
@@ -444,6 +562,227 @@ class ResumableEpochSampler(EpochSampler):
         return super().__len__() - self.start
 
 
+class DistortionGroupSampler(ResumableEpochSampler):
+    """Epoch sampler whose items share distorted photographs in groups of ``k``.
+
+    A group is one slot (column) of ``k`` consecutive global batches, where a
+    global batch is ``stride = batch_size * world_size`` positions (one step
+    of all processes): position ``P`` is in batch ``t = P // stride``, column
+    ``c = P % stride``, and group ``((t + c % k) // k, c)``. The shift ``c %
+    k`` staggers the groups' starts, so every batch after the first starts
+    about ``stride / k`` new groups (an even cost, not one expensive batch
+    in ``k``). A group's items
+    get the same photograph index and the same distortion seed
+    ``derive_seed(seed, "group", epoch, group)`` (hence the same KADID cell
+    and noise), and their own sample seed ``derive_seed(seed, "sample",
+    epoch, P)`` (identity draw, crop, augmentation), yielded as ``(index,
+    sample_seed, distortion_seed)``. Each batch still holds ``batch_size``
+    different distortions. Groups draw their indices from seeded
+    permutations of ``range(num_photos)`` (index ``i`` of an
+    :class:`OnTheFlyPairs` is photograph ``i % len(photos)``), so
+    photographs are visited evenly.
+
+    DataLoader workers take whole batches in turn, so with ``w`` workers
+    each worker sees about ``k / w`` items of a group and distorts it once:
+    about ``w / k`` distortions per item instead of one. With ``k = 1`` it
+    yields exactly what :class:`ResumableEpochSampler` yields.
+
+    Args:
+        num_items: Size of the dataset.
+        samples_per_epoch: Samples per epoch over all ranks; 0 means ``num_items``.
+        seed: Run seed.
+        rank: This process's rank.
+        world_size: Number of processes.
+        crops_per_distortion: ``k``, the items of a group.
+        batch_size: Items per step and process.
+        num_photos: Photographs of the dataset (``len(dataset.photos)``);
+            0 means ``num_items``.
+
+    Raises:
+        InputError: If ``crops_per_distortion`` or ``batch_size`` is below 1.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        *,
+        samples_per_epoch: int = 0,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        crops_per_distortion: int = 1,
+        batch_size: int = 1,
+        num_photos: int = 0,
+    ) -> None:
+        super().__init__(
+            num_items,
+            samples_per_epoch=samples_per_epoch,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
+        if crops_per_distortion < 1 or batch_size < 1 or num_photos < 0:
+            raise InputError(
+                f"crops_per_distortion and batch_size must be >= 1 and num_photos >= 0; got "
+                f"{crops_per_distortion}, {batch_size} and {num_photos}."
+            )
+        self.num_photos = int(num_photos) or num_items
+        self.crops_per_distortion = int(crops_per_distortion)
+        self.stride = int(batch_size) * world_size
+
+    def group_of(self, position: int) -> int:
+        """The group of a global position.
+
+        Args:
+            position: Global position in the epoch (all ranks).
+
+        Returns:
+            The group number.
+        """
+        k = self.crops_per_distortion
+        batch, column = divmod(position, self.stride)
+        return ((batch + column % k) // k) * self.stride + column
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.crops_per_distortion == 1:
+            yield from super().__iter__()
+            return
+        positions = math.ceil(self.total / self.world_size) * self.world_size
+        groups = max(self.group_of(p) for p in range(positions)) + 1
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, "group-order", self.epoch))
+        chunks = [torch.randperm(self.num_photos, generator=generator)]
+        while len(chunks) * self.num_photos < groups:
+            chunks.append(torch.randperm(self.num_photos, generator=generator))
+        order = torch.cat(chunks)[:groups].tolist()
+        for count, position in enumerate(range(self.rank, positions, self.world_size)):
+            if count < self.start:
+                continue
+            group = self.group_of(position)
+            yield (
+                order[group],
+                derive_seed(self.seed, "sample", self.epoch, position),
+                derive_seed(self.seed, "group", self.epoch, group),
+            )
+
+
+class FixedPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
+    """A fixed set of on-the-fly pairs, made once and kept in memory (a validation set).
+
+    Items ``0 .. n - 1`` of an :class:`OnTheFlyPairs` (plain ``int``
+    indices: fixed items), kept as 8-bit crops: the same pairs every epoch
+    without distorting again. The dataset must have no augmentation.
+
+    Args:
+        dataset: The on-the-fly dataset (``augment=None``).
+        count: Number of pairs; at most ``len(dataset)``.
+        num_workers: DataLoader workers used to make them (0: this process).
+
+    Raises:
+        InputError: If the dataset augments or ``count`` is out of range.
+    """
+
+    def __init__(self, dataset: OnTheFlyPairs, count: int, *, num_workers: int = 0) -> None:
+        if dataset.augment is not None:
+            raise InputError("FixedPairs needs an OnTheFlyPairs without augmentation.")
+        if not 1 <= count <= len(dataset):
+            raise InputError(f"count must be in [1, {len(dataset)}]; got {count}.")
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=16,
+            sampler=range(count),
+            num_workers=num_workers,
+        )
+        dists, refs, qualities = [], [], []
+        for dist, ref, quality in loader:
+            dists.append(dist.mul(255.0).round_().to(torch.uint8))
+            refs.append(ref.mul(255.0).round_().to(torch.uint8))
+            qualities.append(quality)
+        self.dist = torch.cat(dists)
+        self.ref = torch.cat(refs)
+        self.quality = torch.cat(qualities)
+
+    def __len__(self) -> int:
+        return int(self.quality.numel())
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+        return (
+            self.dist[index].float().div_(255.0),
+            self.ref[index].float().div_(255.0),
+            self.quality[index].clone(),
+        )
+
+
+def _type_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def select_types(
+    types: Iterable[int | str] | None = None, exclude: Iterable[int | str] = ()
+) -> list[int]:
+    """KADID type ids to draw: ``types`` (all 25 when empty) minus ``exclude``.
+
+    Names are matched like :func:`asna_metric.data.splits.leave_types_out`
+    does (ignoring case and punctuation), or as ids and function names
+    (:func:`asna_metric.data.distortions.resolve_type`).
+
+    Args:
+        types: Ids or names to draw from; ``None`` or empty for all 25.
+        exclude: Ids or names left out.
+
+    Returns:
+        Sorted type ids.
+
+    Raises:
+        InputError: An unknown type, or nothing left.
+    """
+
+    def resolve(value: int | str) -> int:
+        if isinstance(value, str):
+            key = _type_key(value)
+            for entry in DISTORTIONS.values():
+                if key in (_type_key(entry.name), _type_key(entry.key)):
+                    return entry.id
+        return resolve_type(value)
+
+    chosen = sorted({resolve(t) for t in types}) if types else sorted(DISTORTIONS)
+    left_out = {resolve(t) for t in exclude}
+    kept = [t for t in chosen if t not in left_out]
+    if not kept:
+        raise InputError(
+            f"excluding types {sorted(left_out)} from {chosen} leaves no distortion type to "
+            "draw. Exclude fewer types."
+        )
+    return kept
+
+
+def manifest_digest(
+    manifest: str | os.PathLike[str] = DEFAULT_REFERENCE_SPLIT,
+) -> tuple[str, str]:
+    """Name and sha256 of a reference split manifest (shipped name or file).
+
+    Args:
+        manifest: A shipped split name or a manifest path.
+
+    Returns:
+        ``(name recorded in the manifest, sha256 of the manifest's bytes)``.
+
+    Raises:
+        InputError: See :func:`asna_metric.data.splits.load_split_manifest`.
+    """
+    import hashlib
+    from importlib.resources import files
+
+    from asna_metric.data.splits import REFERENCE_SPLITS, load_split_manifest
+
+    content = load_split_manifest(manifest)
+    key = os.fspath(manifest)
+    if key in REFERENCE_SPLITS:
+        data = files("asna_metric.data").joinpath("_splits", f"{key}.json").read_bytes()
+    else:
+        data = Path(key).read_bytes()
+    return str(content.get("name", key)), hashlib.sha256(data).hexdigest()
+
+
 def build_onthefly(
     refs_root: str | os.PathLike[str],
     split: str = "train",
@@ -459,6 +798,7 @@ def build_onthefly(
     augment: PairAugment | None = None,
     window_types: Iterable[int | str] | None = None,
     cache_bytes: int = 512 * 2**20,
+    distortion_cache_bytes: int = 64 * 2**20,
 ) -> OnTheFlyPairs:
     """On-the-fly pairs from one split of the reference photographs.
 
@@ -483,6 +823,8 @@ def build_onthefly(
         augment: Augmentation applied to the crops, or ``None``.
         window_types: See :class:`OnTheFlyPairs`.
         cache_bytes: Size limit of each worker's decoded-photo cache.
+        distortion_cache_bytes: Size limit of each worker's cache of
+            distorted photographs.
 
     Returns:
         The dataset.
@@ -511,4 +853,5 @@ def build_onthefly(
         augment=augment,
         cache_bytes=cache_bytes,
         manifest=manifest,
+        distortion_cache_bytes=distortion_cache_bytes,
     )

@@ -13,7 +13,9 @@ extra) on a fixed subset of fixed centre crops of the content-disjoint
 validation split.
 
 Steps of a run (one function each, below :func:`train`): the checkpoint to
-resume from, the seeded network, the data (datasets and epoch sampler), the
+resume from, the seeded network, the data (datasets and epoch sampler: the
+pairs of labels files, or with ``data.source = "onthefly"`` pairs drawn on
+the fly from reference photographs, :mod:`asna_metric.train.onthefly`), the
 optimiser, the start or resumed state, then per epoch the training steps,
 validation and the checkpoints and weights export.
 
@@ -465,7 +467,7 @@ def _export_weights(
 @torch.no_grad()
 def _validate(
     net: nn.Module,
-    dataset: ValPairs,
+    dataset: Any,
     *,
     batch_size: int,
     device: torch.device,
@@ -475,7 +477,8 @@ def _validate(
 
     Args:
         net: The network (put in eval mode; the next epoch sets train mode).
-        dataset: The validation pairs.
+        dataset: The validation pairs (``len()`` and ``[int]``, e.g.
+            :class:`~asna_metric.train.pairs.ValPairs`).
         batch_size: Pairs per forward pass.
         device: The training device.
         autocast: The run's autocast context factory.
@@ -644,7 +647,7 @@ class _Data:
     """What the data step builds: the datasets, the epoch sampler and what to record."""
 
     train_set: torch.utils.data.Dataset[tuple[Tensor, Tensor, Tensor]]
-    val_set: ValPairs
+    val_set: Any  # ValPairs, or FixedPairs for on-the-fly pairs: len() and [int]
     sampler: EpochSampler
     crop: int
     val_batch: int
@@ -856,7 +859,8 @@ def _build_model(
 def _build_data(config: TrainConfig, *, size_multiple: int, ddp: _Dist) -> _Data:
     """Step 3: the training and validation datasets and the epoch sampler, from the config.
 
-    Pairs come from the labels files (``data.labels``), split by reference
+    With ``data.source = "onthefly"`` see :func:`_build_onthefly_data`.
+    Otherwise pairs come from the labels files (``data.labels``), split by reference
     (:func:`_split`); training samples are random aligned crops with
     augmentation (:class:`~asna_metric.train.pairs.TrainPairs`), validation
     samples fixed centre crops (:class:`~asna_metric.train.pairs.ValPairs`).
@@ -879,6 +883,8 @@ def _build_data(config: TrainConfig, *, size_multiple: int, ddp: _Dist) -> _Data
         InputError: Missing labels or images, a crop below the network's
             size multiple, or fewer samples per process than one batch.
     """
+    if config.data.source == "onthefly":
+        return _build_onthefly_data(config, size_multiple=size_multiple, ddp=ddp)
     records = load_records(config)
     train_records, val_records = _split(config, records)
     check_paths_exist(train_records + val_records)
@@ -923,6 +929,152 @@ def _build_data(config: TrainConfig, *, size_multiple: int, ddp: _Dist) -> _Data
         sampler=sampler,
         crop=crop,
         val_batch=config.data.val_batch_size if config.data.val_crop else 1,
+        steps_per_epoch=steps_per_epoch,
+        info=info,
+    )
+
+
+def _crop_size(requested: int, size_multiple: int, key: str) -> int:
+    crop = (requested // size_multiple) * size_multiple
+    if crop < size_multiple:
+        raise InputError(
+            f"{key} {requested} is below the network's size multiple "
+            f"{size_multiple}. Use a multiple of {size_multiple}."
+        )
+    return crop
+
+
+def _build_onthefly_data(config: TrainConfig, *, size_multiple: int, ddp: _Dist) -> _Data:
+    """Step 3, ``data.source = "onthefly"``: pairs drawn from the reference photographs.
+
+    Training: random crops of the manifest's ``train`` photographs
+    (:func:`~asna_metric.train.onthefly.build_onthefly`), each distorted
+    with a random KADID (type, level) of ``data.types`` x ``data.levels``
+    minus ``data.exclude_types``, drawn by a
+    :class:`~asna_metric.train.onthefly.DistortionGroupSampler`
+    (``data.crops_per_distortion`` crops per distorted photograph).
+    Validation (made on rank 0 only, once): ``data.val_pairs`` fixed crops
+    of side ``data.val_crop`` of the ``val`` photographs, seeded by
+    ``(seed, "val")``, the same every epoch
+    (:class:`~asna_metric.train.onthefly.FixedPairs`).
+
+    Args:
+        config: The run config.
+        size_multiple: The network's ``size_multiple``.
+        ddp: This process's rank and the number of processes.
+
+    Returns:
+        The data step's output; ``info`` records the split manifest (name
+        and sha256), the photographs' folders, types, levels, identity rate
+        and seed.
+
+    Raises:
+        InputError: Missing or changed photographs, a crop below the
+            network's size multiple, or fewer samples per process than one
+            batch.
+    """
+    from asna_metric.data.distortions import DISTORTIONS
+    from asna_metric.train.onthefly import (
+        DistortionGroupSampler,
+        FixedPairs,
+        build_onthefly,
+        manifest_digest,
+        select_types,
+    )
+
+    d = config.data
+    crop = _crop_size(d.crop_size, size_multiple, "data.crop_size")
+    val_crop = _crop_size(d.val_crop, size_multiple, "data.val_crop")
+    types = select_types(d.types, d.exclude_types)
+    levels = list(d.levels) or [1, 2, 3, 4, 5]
+    augment = PairAugment(
+        dihedral=config.augment.dihedral,
+        l_scale_prob=config.augment.l_scale_prob,
+        l_scale_min=config.augment.l_scale_min,
+        l_scale_max=config.augment.l_scale_max,
+    )
+    common: dict[str, Any] = {
+        "types": types,
+        "levels": levels,
+        "identity_rate": d.identity_rate,
+        "manifest": d.split_manifest,
+        "verify": d.verify_refs,
+        "cache_bytes": d.photo_cache_mb * 2**20,
+        "distortion_cache_bytes": d.distortion_cache_mb * 2**20,
+    }
+    train_set = build_onthefly(
+        d.refs,
+        "train",
+        crop_size=crop,
+        pairs_per_epoch=max(d.samples_per_epoch, 1),
+        seed=config.seed,
+        augment=augment,
+        **common,
+    )
+    samples = d.samples_per_epoch or len(train_set.photos)  # 0: one crop per photograph
+    train_set.pairs_per_epoch = samples
+    val_seed = derive_seed(config.seed, "val")
+    val_source = build_onthefly(
+        d.refs, "val", crop_size=val_crop, pairs_per_epoch=1, seed=val_seed, **common
+    )
+    val_count = d.val_pairs or len(val_source.photos)
+    val_source.pairs_per_epoch = val_count
+    val_set: Any = (
+        FixedPairs(val_source, val_count, num_workers=d.num_workers) if ddp.main else val_source
+    )
+    sampler = DistortionGroupSampler(
+        len(train_set),
+        samples_per_epoch=samples,
+        seed=config.seed,
+        rank=ddp.rank,
+        world_size=ddp.world_size,
+        crops_per_distortion=d.crops_per_distortion,
+        batch_size=config.optim.batch_size,
+        num_photos=len(train_set.photos),
+    )
+    batch_size = config.optim.batch_size
+    steps_per_epoch = len(sampler) // batch_size
+    if steps_per_epoch < 1:
+        raise InputError(
+            f"each process gets {len(sampler)} samples per epoch, fewer than one batch of "
+            f"{batch_size}. Raise data.samples_per_epoch (or use fewer processes)."
+        )
+    name, digest = manifest_digest(d.split_manifest)
+
+    def folders(photos: Sequence[Path]) -> list[str]:
+        return sorted({p.parent.name for p in photos})
+
+    info = {
+        "source": "onthefly",
+        "refs": d.refs,
+        "split_manifest": name,
+        "split_manifest_sha256": digest,
+        "train_split": "train",
+        "train_folders": folders(train_set.photos),
+        "train_references": len(train_set.photos),
+        "train_pairs": samples,
+        "val_split": "val",
+        "val_folders": folders(val_source.photos),
+        "val_references": len(val_source.photos),
+        "val_pairs": val_count,
+        "val_crop": val_crop,
+        "val_seed": val_seed,
+        "types": types,
+        "type_names": [DISTORTIONS[t].name for t in types],
+        "excluded_types": list(d.exclude_types),
+        "levels": levels,
+        "identity_rate": d.identity_rate,
+        "crops_per_distortion": d.crops_per_distortion,
+        "crop": crop,
+        "seed": config.seed,
+        "eval_only_in_training": False,  # build_onthefly refuses the manifest's eval-only photos
+    }
+    return _Data(
+        train_set=train_set,
+        val_set=val_set,
+        sampler=sampler,
+        crop=crop,
+        val_batch=d.val_batch_size,
         steps_per_epoch=steps_per_epoch,
         info=info,
     )
