@@ -95,3 +95,26 @@ def write_png16(path: Path, pixels: np.ndarray) -> None:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
+
+
+def assert_receptive_margin(
+    net: torch.nn.Module, dist: torch.Tensor, ref: torch.Tensor, pixel: int
+) -> None:
+    """Flip one pixel of ``dist`` (batch of one): no map cell beyond the margin may change.
+
+    The distance of a 1/8-resolution map cell to ``(pixel, pixel)`` is the
+    Chebyshev distance from the pixel to the cell's 8x8 block; something
+    must change (the pixel is seen), nothing farther than
+    ``net.receptive_margin``.
+    """
+    changed = dist.clone()
+    changed[..., pixel, pixel] = 1 - changed[..., pixel, pixel]
+    with torch.no_grad():
+        q0, w0 = net.forward_maps(dist, ref)
+        q1, w1 = net.forward_maps(changed, ref)
+    delta = ((q1 - q0).abs() + (w1 - w0).abs())[0, 0]
+    cells = torch.arange(delta.shape[0]) * 8
+    gap = (cells - pixel).clamp(min=0) + (pixel - cells - 7).clamp(min=0)
+    distance = torch.maximum(gap[:, None], gap[None, :])
+    assert delta.max() > 0
+    assert delta[distance > net.receptive_margin].abs().max() == 0

@@ -133,28 +133,20 @@ def test_map_alpha_out_of_range_is_a_usage_error(images: tuple[Path, Path], tmp_
     assert info.value.code == 2
 
 
-def test_map_without_matplotlib_names_the_extra(
-    tmp_path: Path,
-    tiny_weights: Path,
-    images: tuple[Path, Path],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def no_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import matplotlib`` fail, as on the plain install (no extras)."""
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    argv = ["map", *map(str, images), "--out", str(tmp_path / "h.png")]
-    code = main([*argv, "--weights", str(tiny_weights), *MODEL])
-    assert code == 2 and "asna-metric[eval]" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("no_matplotlib")
 def test_map_raw_needs_no_matplotlib(
     tmp_path: Path,
     tiny_weights: Path,
     images: tuple[Path, Path],
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The plain install (no extras) can still save the map as numpy arrays."""
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
     raw = tmp_path / "map.npy"
     code = main(
         ["map", *map(str, images), "--raw", str(raw), "--weights", str(tiny_weights), *MODEL]
@@ -167,22 +159,26 @@ def test_map_raw_needs_no_matplotlib(
     assert float((weights * quality).sum() / weights.sum()) == pytest.approx(score, abs=1e-5)
 
 
-def test_map_out_without_matplotlib_still_writes_raw_then_names_the_extra(
+@pytest.mark.usefixtures("no_matplotlib")
+@pytest.mark.parametrize("with_raw", [False, True])
+def test_map_out_without_matplotlib_names_the_extra_after_writing_raw(
     tmp_path: Path,
     tiny_weights: Path,
     images: tuple[Path, Path],
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    with_raw: bool,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
     out, raw = tmp_path / "heat.png", tmp_path / "map.npy"
-    argv = ["map", *map(str, images), "--out", str(out), "--raw", str(raw)]
-    code = main([*argv, "--weights", str(tiny_weights), *MODEL])
+    argv = ["map", *map(str, images), "--out", str(out)]
+    code = main(
+        [*argv, *(["--raw", str(raw)] if with_raw else []), "--weights", str(tiny_weights), *MODEL]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "needs matplotlib" in err and "pip install 'asna-metric[eval]'" in err
-    assert str(raw) in err  # says what it did write
-    assert raw.is_file() and (tmp_path / "map.weights.npy").is_file() and not out.exists()
+    assert (str(raw) in err) is with_raw  # says what it did write
+    assert raw.is_file() is (tmp_path / "map.weights.npy").is_file() is with_raw
+    assert not out.exists()
 
 
 def test_map_needs_out_or_raw(

@@ -10,6 +10,7 @@ import torch
 from asna_metric.errors import InputError
 from asna_metric.nets import ARCHITECTURES, ASNANet, SiameseDiffNet, build_net
 from asna_metric.nets._blocks import ConvLSTMCell, TileSequenceConvLSTM
+from helpers import assert_receptive_margin
 
 TINY = {
     "encoder_widths": [4, 4, 4, 4],
@@ -159,17 +160,7 @@ def test_receptive_margin_bounds_the_influence_of_a_pixel(
     _randomise_bn(net, generator)
     size, pixel = 320 * net.input_unshuffle if arch == "asna" else 320, 150
     dist, ref = _pair(generator, 1, size, size)
-    changed = dist.clone()
-    changed[..., pixel, pixel] = 1 - changed[..., pixel, pixel]
-    with torch.no_grad():
-        q0, w0 = net.forward_maps(dist, ref)
-        q1, w1 = net.forward_maps(changed, ref)
-    delta = ((q1 - q0).abs() + (w1 - w0).abs())[0, 0]
-    cells = torch.arange(delta.shape[0]) * 8
-    gap = (cells - pixel).clamp(min=0) + (pixel - cells - 7).clamp(min=0)
-    distance = torch.maximum(gap[:, None], gap[None, :])
-    assert delta.max() > 0
-    assert delta[distance > net.receptive_margin].abs().max() == 0
+    assert_receptive_margin(net, dist, ref, pixel)
 
 
 def test_input_unshuffle_runs_the_backbone_at_half_resolution(generator: torch.Generator) -> None:

@@ -18,6 +18,7 @@ from asna_metric.inputs import to_batch
 from asna_metric.metric import ASNA, ASNALoss
 from asna_metric.nets import ARCHITECTURES, ASNAIdentityNet, build_net
 from asna_metric.nets.asna_id import smooth_magnitude
+from helpers import assert_receptive_margin
 
 # A small network: the same layers as the default, narrow, for fast tests.
 SMALL = {
@@ -361,17 +362,7 @@ def test_receptive_margin_bounds_the_influence_of_a_pixel() -> None:
     ref = torch.rand(1, 3, 320, 320, generator=g)
     dist = (ref + 0.1 * torch.randn(ref.shape, generator=g)).clamp(0, 1)
     pixel = 157
-    changed = dist.clone()
-    changed[..., pixel, pixel] = 1 - changed[..., pixel, pixel]
-    with torch.no_grad():
-        q0, w0 = net.forward_maps(dist, ref)
-        q1, w1 = net.forward_maps(changed, ref)
-    delta = ((q1 - q0).abs() + (w1 - w0).abs())[0, 0]
-    cells = torch.arange(delta.shape[0]) * 8
-    gap = (cells - pixel).clamp(min=0) + (pixel - cells - 7).clamp(min=0)
-    distance = torch.maximum(gap[:, None], gap[None, :])
-    assert delta.max() > 0
-    assert delta[distance > net.receptive_margin].abs().max() == 0
+    assert_receptive_margin(net, dist, ref, pixel)
 
 
 def test_metric_gradient_with_respect_to_ref_is_exactly_zero_at_identity() -> None:

@@ -61,26 +61,32 @@ def _save(x: torch.Tensor, path: Path, image_module: Any) -> None:
     image_module.fromarray(array).save(path)
 
 
-def tiny_config(labels: Path, **overrides: Any) -> TrainConfig:
+def _tiny_run(name: str, data: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
+    """Three epochs of the tiny network on ``data``, then ``overrides`` (dotted keys)."""
     config = TrainConfig.from_dict(
         {
-            "name": "tiny",
+            "name": name,
             "seed": 1,
             "epochs": 3,
             "model": {"arch": "asna", "net": TINY_NET},
-            "data": {
-                "labels": [str(labels)],
-                "dataset": "KADID-10k",
-                "val_fraction": 0.25,
-                "crop_size": 32,
-                "samples_per_epoch": 32,
-                "val_crop": 32,
-            },
+            "data": data,
             "optim": {"lr": 3e-3, "lr_step_epochs": 2},
             "runtime": {"progress": False, "threads": 1},
         }
     )
     return config.with_overrides(overrides) if overrides else config
+
+
+def tiny_config(labels: Path, **overrides: Any) -> TrainConfig:
+    data = {
+        "labels": [str(labels)],
+        "dataset": "KADID-10k",
+        "val_fraction": 0.25,
+        "crop_size": 32,
+        "samples_per_epoch": 32,
+        "val_crop": 32,
+    }
+    return _tiny_run("tiny", data, overrides)
 
 
 TOML = """
@@ -181,12 +187,10 @@ def test_exported_weights_load_and_score(trained: TrainResult, generator: torch.
     assert scores.shape == (2,) and torch.isfinite(scores).all()
 
 
-def test_resume_after_interruption_is_exact(
-    labels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _train_interrupted_in_epoch_2(
+    config: TrainConfig, run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = tiny_config(labels)
-    full = train(config, run_dir=tmp_path / "full")
-
+    """Train into ``run_dir`` and stop (KeyboardInterrupt) in epoch 2 before its checkpoint."""
     import asna_metric.train.trainer as trainer_module
 
     real_validate = trainer_module._validate
@@ -198,11 +202,20 @@ def test_resume_after_interruption_is_exact(
             raise KeyboardInterrupt
         return real_validate(*args, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "_validate", interrupting_validate)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, run_dir=tmp_path / "cut")
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer_module, "_validate", interrupting_validate)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, run_dir=run_dir)
+
+
+def test_resume_after_interruption_is_exact(
+    labels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tiny_config(labels)
+    full = train(config, run_dir=tmp_path / "full")
+
+    _train_interrupted_in_epoch_2(config, tmp_path / "cut", monkeypatch)
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
-    monkeypatch.setattr(trainer_module, "_validate", real_validate)
 
     resumed = train(config, run_dir=tmp_path / "cut", resume=True)
     _assert_same_state(_state(tmp_path / "full"), _state(tmp_path / "cut"))
@@ -616,28 +629,18 @@ CHEAP = ["GBLUR", "JPEG", "AWGN", "Mean_Shift", "Color_Block"]
 
 def onthefly_config(photo_refs: tuple[Path, Path], **overrides: Any) -> TrainConfig:
     root, manifest = photo_refs
-    config = TrainConfig.from_dict(
-        {
-            "name": "tiny_otf",
-            "seed": 1,
-            "epochs": 3,
-            "model": {"arch": "asna", "net": TINY_NET},
-            "data": {
-                "source": "onthefly",
-                "refs": str(root),
-                "split_manifest": str(manifest),
-                "types": CHEAP,
-                "crop_size": 32,
-                "samples_per_epoch": 48,
-                "val_pairs": 8,
-                "val_crop": 32,
-                "crops_per_distortion": 2,
-            },
-            "optim": {"lr": 3e-3, "lr_step_epochs": 2},
-            "runtime": {"progress": False, "threads": 1},
-        }
-    )
-    return config.with_overrides(overrides) if overrides else config
+    data = {
+        "source": "onthefly",
+        "refs": str(root),
+        "split_manifest": str(manifest),
+        "types": CHEAP,
+        "crop_size": 32,
+        "samples_per_epoch": 48,
+        "val_pairs": 8,
+        "val_crop": 32,
+        "crops_per_distortion": 2,
+    }
+    return _tiny_run("tiny_otf", data, overrides)
 
 
 def test_onthefly_training_runs_and_records_its_data(
@@ -671,21 +674,7 @@ def test_onthefly_resume_after_interruption_is_exact(
     config = onthefly_config(photo_refs, **{"data.num_workers": 1})
     full = train(config, run_dir=tmp_path / "full")
 
-    import asna_metric.train.trainer as trainer_module
-
-    real_validate = trainer_module._validate
-    calls = {"n": 0}
-
-    def interrupting_validate(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:  # in epoch 2, after its training steps, before its checkpoint
-            raise KeyboardInterrupt
-        return real_validate(*args, **kwargs)
-
-    monkeypatch.setattr(trainer_module, "_validate", interrupting_validate)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, run_dir=tmp_path / "cut")
-    monkeypatch.setattr(trainer_module, "_validate", real_validate)
+    _train_interrupted_in_epoch_2(config, tmp_path / "cut", monkeypatch)
     # Resumed in the main process (no workers): the draws do not depend on the workers.
     resumed = train(
         config.with_overrides({"data.num_workers": 0}), run_dir=tmp_path / "cut", resume=True

@@ -215,6 +215,22 @@ class PairQualityNet(nn.Module):
         return f"arch={self.arch!r}, parameters={params}"
 
 
+def unshuffle_pair(a: Tensor, b: Tensor, factor: int) -> tuple[Tensor, Tensor]:
+    """Pixel-unshuffle both images by ``factor`` (unchanged for 1).
+
+    Args:
+        a: First image batch ``(N, C, H, W)``.
+        b: Second image batch, same shape.
+        factor: Unshuffle factor ``f``; ``H`` and ``W`` multiples of it.
+
+    Returns:
+        The two batches, ``(N, C f^2, H / f, W / f)``.
+    """
+    if factor == 1:
+        return a, b
+    return F.pixel_unshuffle(a, factor), F.pixel_unshuffle(b, factor)
+
+
 def head_trunk(
     in_channels: int,
     head_widths: Sequence[int],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asna_metric.errors import InputError
@@ -14,6 +13,7 @@ from asna_metric.nets._siamese import (
     SiameseDifferenceBackbone,
     attention_and_residuals,
     head_trunk,
+    unshuffle_pair,
 )
 
 __all__ = ["ASNANet"]
@@ -191,8 +191,4 @@ class ASNANet(PairQualityNet):
             ``f = input_unshuffle``.
         """
         a, b = super().features(dist, ref)
-        if self.input_unshuffle == 1:
-            return a, b
-        return F.pixel_unshuffle(a, self.input_unshuffle), F.pixel_unshuffle(
-            b, self.input_unshuffle
-        )
+        return unshuffle_pair(a, b, self.input_unshuffle)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from asna_metric.errors import InputError
 from asna_metric.nets._blocks import BN_EPS, BN_MOMENTUM, WEIGHT_EPS, ResidualBlock, encode_levels
-from asna_metric.nets._siamese import PairQualityNet
+from asna_metric.nets._siamese import PairQualityNet, unshuffle_pair
 
 __all__ = ["ASNAIdentityNet", "smooth_magnitude"]
 
@@ -369,12 +369,8 @@ class ASNAIdentityNet(PairQualityNet):
             The two encoder inputs, ``(N, 3 f^2, H / f, W / f)`` for
             ``f = input_unshuffle``.
         """
-        a, b = dist * 2.0 - 1.0, ref * 2.0 - 1.0
-        if self.input_unshuffle == 1:
-            return a, b
-        return F.pixel_unshuffle(a, self.input_unshuffle), F.pixel_unshuffle(
-            b, self.input_unshuffle
-        )
+        a, b = super().features(dist, ref)
+        return unshuffle_pair(a, b, self.input_unshuffle)
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Encoder features of every level, shallowest first.
@@ -490,5 +486,4 @@ class ASNAIdentityNet(PairQualityNet):
 
     def extra_repr(self) -> str:
         """Summarise the architecture in ``repr``."""
-        params = sum(p.numel() for p in self.parameters())
-        return f"arch={self.arch!r}, parameters={params}, eps={self.magnitude_eps}"
+        return f"{super().extra_repr()}, eps={self.magnitude_eps}"

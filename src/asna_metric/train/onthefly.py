@@ -55,7 +55,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import Tensor
@@ -105,6 +105,8 @@ WINDOW_TYPES: frozenset[int] = frozenset(
 #: distortion_seed)``.
 Item = int | tuple[int, int] | tuple[int, int, int]
 
+_Key = TypeVar("_Key")
+
 _GRID = 16  # window corners on the photograph's 16-pixel grid (JPEG's 4:2:0 blocks)
 
 
@@ -120,7 +122,41 @@ def mos_to_quality(mos: float) -> float:
     return (float(mos) - 1.0) / 4.0
 
 
-class PhotoCache:
+class _TensorLRU(Generic[_Key]):
+    """Least-recently-used map of tensors, at most ``max_bytes`` bytes in all.
+
+    The base of :class:`PhotoCache` and :class:`DistortionCache` (see them
+    for the arguments).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise InputError(f"max_bytes must be >= 0; got {max_bytes}.")
+        self.max_bytes = int(max_bytes)
+        self._images: OrderedDict[_Key, Tensor] = OrderedDict()
+        self.nbytes = 0
+
+    def _lookup(self, key: _Key) -> Tensor | None:
+        image = self._images.get(key)
+        if image is not None:
+            self._images.move_to_end(key)
+        return image
+
+    def _keep(self, key: _Key, image: Tensor) -> None:
+        size = image.numel() * image.element_size()
+        if size > self.max_bytes or key in self._images:
+            return
+        self._images[key] = image
+        self.nbytes += size
+        while self.nbytes > self.max_bytes:
+            _, dropped = self._images.popitem(last=False)
+            self.nbytes -= dropped.numel() * dropped.element_size()
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+
+class PhotoCache(_TensorLRU[str]):
     """Least-recently-used cache of decoded photographs, bounded in bytes.
 
     Each DataLoader worker holds its own copy. Decoded photographs are
@@ -135,11 +171,7 @@ class PhotoCache:
     """
 
     def __init__(self, max_bytes: int = 512 * 2**20) -> None:
-        if max_bytes < 0:
-            raise InputError(f"max_bytes must be >= 0; got {max_bytes}.")
-        self.max_bytes = int(max_bytes)
-        self._images: OrderedDict[str, Tensor] = OrderedDict()
-        self.nbytes = 0
+        super().__init__(max_bytes)
 
     def get(self, path: str | os.PathLike[str]) -> Tensor:
         """Return the decoded photograph (do not modify it in place).
@@ -151,25 +183,14 @@ class PhotoCache:
             ``(3, H, W)`` uint8 tensor.
         """
         key = os.fspath(path)
-        image = self._images.get(key)
-        if image is not None:
-            self._images.move_to_end(key)
-            return image
-        image = _decode(key)
-        size = image.numel()
-        if size <= self.max_bytes:
-            self._images[key] = image
-            self.nbytes += size
-            while self.nbytes > self.max_bytes:
-                _, dropped = self._images.popitem(last=False)
-                self.nbytes -= dropped.numel()
+        image = self._lookup(key)
+        if image is None:
+            image = _decode(key)
+            self._keep(key, image)
         return image
 
-    def __len__(self) -> int:
-        return len(self._images)
 
-
-class DistortionCache:
+class DistortionCache(_TensorLRU[tuple[int, ...]]):
     """Least-recently-used cache of distorted photographs, bounded in bytes.
 
     Each DataLoader worker holds its own copy; entries are the 8-bit
@@ -186,11 +207,7 @@ class DistortionCache:
     """
 
     def __init__(self, max_bytes: int = 64 * 2**20) -> None:
-        if max_bytes < 0:
-            raise InputError(f"max_bytes must be >= 0; got {max_bytes}.")
-        self.max_bytes = int(max_bytes)
-        self._images: OrderedDict[tuple[int, ...], Tensor] = OrderedDict()
-        self.nbytes = 0
+        super().__init__(max_bytes)
         self.hits = 0
         self.misses = 0
 
@@ -203,12 +220,11 @@ class DistortionCache:
         Returns:
             The ``(3, H, W)`` uint8 tensor, or ``None`` on a miss.
         """
-        image = self._images.get(key)
+        image = self._lookup(key)
         if image is None:
             self.misses += 1
-            return None
-        self.hits += 1
-        self._images.move_to_end(key)
+        else:
+            self.hits += 1
         return image
 
     def put(self, key: tuple[int, ...], image: Tensor) -> None:
@@ -218,17 +234,7 @@ class DistortionCache:
             key: The image's key.
             image: ``(3, H, W)`` uint8 tensor.
         """
-        size = image.numel() * image.element_size()
-        if size > self.max_bytes or key in self._images:
-            return
-        self._images[key] = image
-        self.nbytes += size
-        while self.nbytes > self.max_bytes:
-            _, dropped = self._images.popitem(last=False)
-            self.nbytes -= dropped.numel() * dropped.element_size()
-
-    def __len__(self) -> int:
-        return len(self._images)
+        self._keep(key, image)
 
 
 @dataclass(frozen=True)
@@ -517,23 +523,8 @@ class ResumableEpochSampler(EpochSampler):
         world_size: Number of processes.
     """
 
-    def __init__(
-        self,
-        num_items: int,
-        *,
-        samples_per_epoch: int = 0,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        super().__init__(
-            num_items,
-            samples_per_epoch=samples_per_epoch,
-            seed=seed,
-            rank=rank,
-            world_size=world_size,
-        )
-        self.start = 0
+    #: This rank's samples skipped at the start of the epoch (see :meth:`set_epoch`).
+    start: int = 0
 
     def set_epoch(self, epoch: int, *, start: int = 0) -> None:
         """Select the epoch and the first sample (of this rank) to yield.

@@ -890,19 +890,9 @@ def _build_data(config: TrainConfig, *, size_multiple: int, ddp: _Dist) -> _Data
     check_paths_exist(train_records + val_records)
     info = _data_description(config, train_records, val_records)
 
-    crop = (config.data.crop_size // size_multiple) * size_multiple
-    if crop < size_multiple:
-        raise InputError(
-            f"data.crop_size {config.data.crop_size} is below the network's size multiple "
-            f"{size_multiple}. Use a multiple of {size_multiple}."
-        )
+    crop = _crop_size(config.data.crop_size, size_multiple, "data.crop_size")
     store = ImageStore(config.data.cache)
-    augment = PairAugment(
-        dihedral=config.augment.dihedral,
-        l_scale_prob=config.augment.l_scale_prob,
-        l_scale_min=config.augment.l_scale_min,
-        l_scale_max=config.augment.l_scale_max,
-    )
+    augment = _pair_augment(config)
     train_set = TrainPairs(train_records, crop_size=crop, augment=augment, store=store)
     val_set = ValPairs(
         val_records, crop=config.data.val_crop, size_multiple=size_multiple, store=store
@@ -914,13 +904,7 @@ def _build_data(config: TrainConfig, *, size_multiple: int, ddp: _Dist) -> _Data
         rank=ddp.rank,
         world_size=ddp.world_size,
     )
-    batch_size = config.optim.batch_size
-    steps_per_epoch = len(sampler) // batch_size
-    if steps_per_epoch < 1:
-        raise InputError(
-            f"each process gets {len(sampler)} samples per epoch, fewer than one batch of "
-            f"{batch_size}. Raise data.samples_per_epoch (or use fewer processes)."
-        )
+    steps_per_epoch = _steps_per_epoch(len(sampler), config.optim.batch_size)
     if config.data.preload:
         store.preload(train_set.paths() + (val_set.paths() if ddp.main else []))
     return _Data(
@@ -932,6 +916,27 @@ def _build_data(config: TrainConfig, *, size_multiple: int, ddp: _Dist) -> _Data
         steps_per_epoch=steps_per_epoch,
         info=info,
     )
+
+
+def _pair_augment(config: TrainConfig) -> PairAugment:
+    a = config.augment
+    return PairAugment(
+        dihedral=a.dihedral,
+        l_scale_prob=a.l_scale_prob,
+        l_scale_min=a.l_scale_min,
+        l_scale_max=a.l_scale_max,
+    )
+
+
+def _steps_per_epoch(samples: int, batch_size: int) -> int:
+    """Full batches in ``samples`` (this process's samples per epoch); at least one."""
+    steps = samples // batch_size
+    if steps < 1:
+        raise InputError(
+            f"each process gets {samples} samples per epoch, fewer than one batch of "
+            f"{batch_size}. Raise data.samples_per_epoch (or use fewer processes)."
+        )
+    return steps
 
 
 def _crop_size(requested: int, size_multiple: int, key: str) -> int:
@@ -987,12 +992,7 @@ def _build_onthefly_data(config: TrainConfig, *, size_multiple: int, ddp: _Dist)
     val_crop = _crop_size(d.val_crop, size_multiple, "data.val_crop")
     types = select_types(d.types, d.exclude_types)
     levels = list(d.levels) or [1, 2, 3, 4, 5]
-    augment = PairAugment(
-        dihedral=config.augment.dihedral,
-        l_scale_prob=config.augment.l_scale_prob,
-        l_scale_min=config.augment.l_scale_min,
-        l_scale_max=config.augment.l_scale_max,
-    )
+    augment = _pair_augment(config)
     common: dict[str, Any] = {
         "types": types,
         "levels": levels,
@@ -1032,13 +1032,7 @@ def _build_onthefly_data(config: TrainConfig, *, size_multiple: int, ddp: _Dist)
         batch_size=config.optim.batch_size,
         num_photos=len(train_set.photos),
     )
-    batch_size = config.optim.batch_size
-    steps_per_epoch = len(sampler) // batch_size
-    if steps_per_epoch < 1:
-        raise InputError(
-            f"each process gets {len(sampler)} samples per epoch, fewer than one batch of "
-            f"{batch_size}. Raise data.samples_per_epoch (or use fewer processes)."
-        )
+    steps_per_epoch = _steps_per_epoch(len(sampler), config.optim.batch_size)
     name, digest = manifest_digest(d.split_manifest)
 
     def folders(photos: Sequence[Path]) -> list[str]:
