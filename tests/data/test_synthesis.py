@@ -33,6 +33,11 @@ ALL_TYPES = sorted(DISTORTIONS)
 # Cells whose parameter leaves the image untouched (KADID MOS ~4.6, the score of a clean image).
 IDENTITY_CELLS = {(1, 1), (3, 1), (8, 1), (18, 3)}
 NON_MONOTONE = {18, 25}
+# Types whose PSNR need not fall at every step under the official generator: the final min-max
+# mapping squeezes back the overshoot of negative HSV saturation (7) and restores some of the
+# contrast a strong blur or denoiser takes from a small crop (2, 15); nearest-neighbour
+# pixelation (21) errs by an amount that depends on how its grid falls on the image.
+LOOSELY_MONOTONE = {2, 7, 15, 21}
 
 
 def _synthetic(n: int, height: int, width: int, seed: int) -> torch.Tensor:
@@ -164,7 +169,8 @@ def test_distortion_keeps_shape_dtype_range_and_changes_the_image(
         assert out.dtype == images.dtype
         assert float(out.min()) >= 0.0
         assert float(out.max()) <= 1.0
-        changed = float((out - images).abs().max())
+        # The generator min-max maps its input: an identity cell returns the mapped image.
+        changed = float((out - D.minmax_map(images)).abs().max())
         if (dist_type, level) in IDENTITY_CELLS:
             assert changed < 1e-6, f"type {dist_type} level {level} should be neutral"
         else:
@@ -172,12 +178,20 @@ def test_distortion_keeps_shape_dtype_range_and_changes_the_image(
             assert changed > 2 / 255, f"type {dist_type} level {level} left the image unchanged"
 
 
+def _assert_psnr_falls(dist_type: int, psnr: list[float]) -> None:
+    if dist_type in LOOSELY_MONOTONE:
+        assert psnr[0] > max(psnr[1:]) and min(psnr[:-1]) > psnr[-1] - 0.5, psnr
+        assert psnr[0] - psnr[-1] > 1.0, psnr
+    else:
+        assert all(a > b for a, b in itertools.pairwise(psnr)), psnr
+
+
 @pytest.mark.parametrize("dist_type", sorted(set(ALL_TYPES) - NON_MONOTONE))
 def test_psnr_falls_with_level_synthetic(
     dist_type: int, images: torch.Tensor, outputs: dict[tuple[int, int], torch.Tensor]
 ) -> None:
     psnr = [float(_psnr(outputs[(dist_type, level)], images).mean()) for level in range(1, 6)]
-    assert all(a > b for a, b in itertools.pairwise(psnr)), psnr
+    _assert_psnr_falls(dist_type, psnr)
 
 
 _KODAK_CACHE: dict[Path, tuple[torch.Tensor, dict[tuple[int, int], torch.Tensor]]] = {}
@@ -205,7 +219,7 @@ def test_psnr_falls_with_level_on_real_photographs(
 ) -> None:
     crops, results = kodak_outputs
     psnr = [float(_psnr(results[(dist_type, level)], crops).mean()) for level in range(1, 6)]
-    assert all(a > b for a, b in itertools.pairwise(psnr)), psnr
+    _assert_psnr_falls(dist_type, psnr)
 
 
 def test_mean_shift_levels_follow_the_offsets(
@@ -263,10 +277,14 @@ def test_deterministic_types_ignore_the_seed() -> None:
 def test_levels_of_one_image_share_their_random_draws() -> None:
     x = _synthetic(1, 64, 64, seed=6)
     low, high = distort(x, "Impulse_Noise", 1, seed=3), distort(x, "Impulse_Noise", 5, seed=3)
-    hit_low, hit_high = low != x, high != x
+    mapped = D.minmax_map(x)
+    hit_low, hit_high = low != mapped, high != mapped
     assert int(hit_low.sum()) > 0
     assert bool((hit_high | ~hit_low).all())  # every level-1 impulse is also a level-5 impulse
-    assert bool((high[hit_low] == low[hit_low]).all())
+    # MATLAB's salt and pepper: u < d/2 is 0, d/2 <= u < d is 1, so pepper stays pepper.
+    pepper = hit_low & (low == 0)
+    assert int(pepper.sum()) > 0
+    assert bool((high[pepper] == 0).all())
 
 
 def test_other_float_dtypes_are_kept() -> None:
