@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -200,9 +201,9 @@ def plot_results(results: Sequence[dict[str, Any]], path: Path) -> None:
         fit = LogisticFit(tuple(entry["fit"]["params"]), entry["fit"]["kind"])
         grid = np.linspace(x.min(), x.max(), 200)
         ax.plot(grid, fit(grid), color="C3", linewidth=1.5, label=f"{fit.kind} fit")
+        name = textwrap.fill(f"{entry['metric']} on {entry['dataset']}", width=44)
         ax.set_title(
-            f"{entry['metric']} on {entry['dataset']}\n"
-            f"SRCC {entry['srcc']:.3f}  PLCC {entry['plcc']:.3f}  n={entry['n']}",
+            f"{name}\nSRCC {entry['srcc']:.3f}  PLCC {entry['plcc']:.3f}  n={entry['n']}",
             fontsize=9,
         )
         ax.set_xlabel("prediction")
