@@ -215,10 +215,6 @@ def _non_negative_int(text: str) -> int:
 # --- shared helpers -------------------------------------------------------------------
 
 
-def _device(name: str | None) -> torch.device:
-    return resolve_device(name, option="--device")
-
-
 def _weights_provenance(weights: str) -> dict[str, Any]:
     """Describe the weights a run uses, for JSON output and the resume check.
 
@@ -257,7 +253,7 @@ def _run_score(args: argparse.Namespace) -> int:
 
     from asna_metric.inputs import check_pair, to_batch
 
-    device = _device(args.device)
+    device = resolve_device(args.device)
     provenance = _weights_provenance(args.weights)
     dist = to_batch(args.dist, name="dist")
     ref = to_batch(args.ref, name="ref")
@@ -332,7 +328,7 @@ def _run_map(args: argparse.Namespace) -> int:
     can_draw = out is None or _has_matplotlib()
     if not can_draw and raw is None:  # fail before the model is loaded
         raise InputError(_no_matplotlib_message([], None))
-    device = _device(args.device)
+    device = resolve_device(args.device)
     dist = to_batch(args.dist, name="dist")
     ref = to_batch(args.ref, name="ref")
     check_pair(dist, ref)
@@ -564,7 +560,7 @@ def _run_score_dir(args: argparse.Namespace) -> int:
     dist_dir: Path = args.dist_dir
     ref_dir: Path = args.ref_dir
     out: Path = args.out
-    device = _device(args.device)
+    device = resolve_device(args.device)
     jobs = _pair_jobs(dist_dir, ref_dir)
     settings = {
         **_weights_provenance(args.weights),

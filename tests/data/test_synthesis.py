@@ -309,8 +309,8 @@ def test_jpeg2000_is_available_through_pillow() -> None:
     ("bad", "match"),
     [
         (torch.rand(3, 64, 64), r"\(N, 3, H, W\)"),
-        (torch.rand(1, 4, 64, 64), r"\(N, 3, H, W\)"),
-        ((torch.rand(1, 3, 64, 64) * 255).to(torch.uint8), "float tensor"),
+        (torch.rand(1, 4, 64, 64), r"3 \(RGB\) channels"),
+        ((torch.rand(1, 3, 64, 64) * 255).to(torch.uint8), "floating-point tensor"),
         (torch.rand(1, 3, 16, 64), "at least 32x32"),
         (torch.rand(1, 3, 64, 64) * 2, r"\[0, 1\]"),
         (torch.full((1, 3, 64, 64), float("nan")), "NaN"),

@@ -138,7 +138,7 @@ from torch import Tensor
 from asna_metric.color import hsv_to_rgb, lab_to_rgb, rgb_to_hsv, rgb_to_lab
 from asna_metric.data.kadid_cells import KADID_TYPE_NAMES
 from asna_metric.errors import InputError
-from asna_metric.inputs import MIN_SIZE
+from asna_metric.inputs import MIN_SIZE, check_images
 
 if TYPE_CHECKING:
     import numpy as np
@@ -182,38 +182,9 @@ __all__ = [
 
 
 def _check_images(images: object, name: str = "images") -> Tensor:
-    """Validate a batch of RGB images in [0, 1] and return it."""
-    if not isinstance(images, Tensor):
-        raise InputError(
-            f"{name} must be a torch.Tensor of shape (N, 3, H, W); got {type(images).__name__}. "
-            "Convert PIL images or arrays first (e.g. asna_metric.inputs.to_batch)."
-        )
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise InputError(
-            f"{name} must have shape (N, 3, H, W); got {tuple(images.shape)}. "
-            "Add a batch dimension with unsqueeze(0) or drop an alpha channel."
-        )
-    if not images.is_floating_point():
-        raise InputError(
-            f"{name} must be a float tensor in [0, 1]; got dtype {images.dtype}. "
-            "Divide integer images by 255 (or 65535) first."
-        )
-    height, width = images.shape[-2:]
-    if height < MIN_SIZE or width < MIN_SIZE:
-        raise InputError(
-            f"{name} must be at least {MIN_SIZE}x{MIN_SIZE} pixels; got {height}x{width}. "
-            "Use larger images."
-        )
-    if images.numel() and not bool(torch.isfinite(images).all()):
-        raise InputError(f"{name} contains NaN or infinite values; clean the input first.")
-    if images.numel():
-        low, high = float(images.min()), float(images.max())
-        if low < 0.0 or high > 1.0:
-            raise InputError(
-                f"{name} must lie in [0, 1]; got values in [{low:.4g}, {high:.4g}]. "
-                "Rescale (e.g. divide by 255) or clamp first."
-            )
-    return images
+    """Validate a batch of RGB images in [0, 1] (:func:`asna_metric.inputs.check_images`)."""
+    check_images(images, name=name, tolerance=0.0)  # type: ignore[arg-type]
+    return images  # type: ignore[return-value]
 
 
 def _working(images: Tensor) -> Tensor:

@@ -35,6 +35,7 @@ from typing import Any, Literal, overload
 
 from asna_metric.data.readers import IQADataset, PairRecord
 from asna_metric.errors import InputError
+from asna_metric.weights import sha256_file
 
 __all__ = [
     "DEFAULT_HELD_OUT_TYPES",
@@ -50,7 +51,6 @@ __all__ = [
     "make_reference_split",
     "reference_split",
     "resolve_reference_split",
-    "sha256_file",
     "split_by_reference",
 ]
 
@@ -296,22 +296,6 @@ _SPLIT_METHOD = (
     "per folder, relative paths ordered by sha256(f'{seed}\\x00{path}'); the first "
     "round(val * n) are val, the next round(test * n) test, the rest train"
 )
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes.
-
-    Args:
-        path: File to hash.
-
-    Returns:
-        64 lowercase hex digits.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _folder_images(root: Path, folder: str) -> list[str]:
