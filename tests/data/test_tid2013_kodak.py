@@ -75,6 +75,7 @@ def test_eval_reports_the_subset_and_the_strict_set(
     assert coverage["TID2013"]["types"] == {"High_Frequency_Noise": 5, "Mean_Shift": 5}
     assert "JP2K" in coverage["TID2013"]["approximate_types"]
     assert coverage["TID2013:strict"]["types"] == {"Mean_Shift": 5}
+    assert "--skip-missing" in document["metadata"]["command"]  # the command reproduces the run
     datasets = [r["dataset"] for r in document["results"]]
     assert datasets == ["TID2013", "TID2013:strict"]
     assert [r["n"] for r in document["results"]] == [10, 5]

@@ -245,6 +245,10 @@ def _command_line(args: argparse.Namespace, metric_names: Sequence[str]) -> str:
         parts += ["--metric", name]
     if args.weights:
         parts += ["--weights", args.weights]
+    if args.self_ensemble is not None:
+        parts += ["--self-ensemble", args.self_ensemble]
+    if args.skip_missing:
+        parts.append("--skip-missing")
     if args.types:
         parts += ["--types", *args.types]
     if args.split != "all":
