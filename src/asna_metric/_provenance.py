@@ -11,15 +11,39 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import os
 import platform
 import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["describe_weights", "device_description", "git_state", "run_metadata"]
+__all__ = [
+    "describe_weights",
+    "device_description",
+    "git_state",
+    "run_metadata",
+    "sha256_file",
+]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
+    """Return the hex sha256 of a file, read in chunks (constant memory).
+
+    Args:
+        path: The file.
+        chunk_size: Bytes read at a time.
+
+    Returns:
+        64 lowercase hex characters.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=8)

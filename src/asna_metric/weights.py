@@ -19,7 +19,6 @@ escape hatch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from asna_metric._provenance import sha256_file
 from asna_metric._version import __version__
 from asna_metric.errors import (
     InputError,
@@ -238,23 +238,6 @@ def get_spec(name: str) -> WeightsSpec:
         f"unknown weights {name!r}. {known} Alternatively pass the path to a local "
         ".safetensors file written by asna_metric.weights.save_ensemble."
     )
-
-
-def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
-    """Return the hex sha256 of a file, read in chunks (constant memory).
-
-    Args:
-        path: The file.
-        chunk_size: Bytes read at a time.
-
-    Returns:
-        64 lowercase hex characters.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # (resolved path, size, mtime_ns) -> sha256, so a file is hashed once per process.

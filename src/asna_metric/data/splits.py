@@ -33,9 +33,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from asna_metric._provenance import sha256_file
 from asna_metric.data.readers import IQADataset, PairRecord
 from asna_metric.errors import InputError
-from asna_metric.weights import sha256_file
 
 __all__ = [
     "DEFAULT_HELD_OUT_TYPES",
