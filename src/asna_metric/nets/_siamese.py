@@ -159,6 +159,7 @@ class PairQualityNet(nn.Module):
     receptive_margin: int
     tile_size: int = 512
     spatially_faithful: bool = True
+    input_unshuffle: int = 1
     backbone: SiameseDifferenceBackbone
     trunk: nn.Module
     head: LocationHead
@@ -170,16 +171,17 @@ class PairQualityNet(nn.Module):
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self._config.items()}
 
     def features(self, dist: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
-        """Map both images from ``[0, 1]`` to the backbone's input.
+        """Map both images from ``[0, 1]`` to ``[-1, 1]`` and pixel-unshuffle them.
 
         Args:
             dist: Distorted images ``(N, 3, H, W)`` in ``[0, 1]``.
             ref: Reference images, same shape.
 
         Returns:
-            The two backbone inputs.
+            The two backbone inputs, ``(N, 3 f^2, H / f, W / f)`` for
+            ``f = input_unshuffle`` (1 for the paper-shaped networks).
         """
-        return dist * 2.0 - 1.0, ref * 2.0 - 1.0
+        return unshuffle_pair(dist * 2.0 - 1.0, ref * 2.0 - 1.0, self.input_unshuffle)
 
     def forward_maps(self, dist: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
         """Per-location quality and pooling weight.

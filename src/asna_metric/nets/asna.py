@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import Tensor, nn
+from torch import nn
 
 from asna_metric.errors import InputError
 from asna_metric.nets._blocks import LocationHead
@@ -13,7 +13,6 @@ from asna_metric.nets._siamese import (
     SiameseDifferenceBackbone,
     attention_and_residuals,
     head_trunk,
-    unshuffle_pair,
 )
 
 __all__ = ["ASNANet"]
@@ -178,17 +177,3 @@ class ASNANet(PairQualityNet):
         self.size_multiple = input_unshuffle * 2 ** len(encoder_widths)
         self.receptive_margin = receptive_margin
         self.tile_size = 512 * input_unshuffle  # the same activations per tile
-
-    def features(self, dist: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
-        """Map both images to ``[-1, 1]`` and, if asked, to half or quarter resolution.
-
-        Args:
-            dist: Distorted images ``(N, 3, H, W)`` in ``[0, 1]``.
-            ref: Reference images, same shape.
-
-        Returns:
-            The two backbone inputs, ``(N, 3 f^2, H / f, W / f)`` for
-            ``f = input_unshuffle``.
-        """
-        a, b = super().features(dist, ref)
-        return unshuffle_pair(a, b, self.input_unshuffle)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from asna_metric.errors import InputError
 from asna_metric.nets._blocks import BN_EPS, BN_MOMENTUM, WEIGHT_EPS, ResidualBlock, encode_levels
-from asna_metric.nets._siamese import PairQualityNet, unshuffle_pair
+from asna_metric.nets._siamese import PairQualityNet
 
 __all__ = ["ASNAIdentityNet", "smooth_magnitude"]
 
@@ -357,20 +357,6 @@ class ASNAIdentityNet(PairQualityNet):
                     )
         for gate in (*self.level_gates, self.content_gate):
             nn.init.constant_(gate.bias, 2.0)  # sigmoid(2) = 0.88: the gates start open
-
-    def features(self, dist: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
-        """Map both images to ``[-1, 1]`` and, if asked, to a lower resolution.
-
-        Args:
-            dist: Distorted images ``(N, 3, H, W)`` in ``[0, 1]``.
-            ref: Reference images, same shape.
-
-        Returns:
-            The two encoder inputs, ``(N, 3 f^2, H / f, W / f)`` for
-            ``f = input_unshuffle``.
-        """
-        a, b = super().features(dist, ref)
-        return unshuffle_pair(a, b, self.input_unshuffle)
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Encoder features of every level, shallowest first.
