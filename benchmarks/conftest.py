@@ -97,7 +97,7 @@ def data_root() -> Path:
 def _metric_functions(
     asna: Sequence[tuple[str, str | None]],
 ) -> tuple[dict[str, Any], dict[str, str], list[str], dict[str, str | None]]:
-    """Build the baselines and each ASNA entry whose weights load; say why one is left out.
+    """Build the baselines and each ASNA entry; weights that do not load fail the benchmark.
 
     Returns:
         ``(functions, labels, notes, asna_weights)``: cache key -> callable,

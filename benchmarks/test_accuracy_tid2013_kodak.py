@@ -200,6 +200,7 @@ def test_accuracy_on_tid2013_rebuilt_from_kodak(
         labels[key] = f"ASNA {weights}"
         kodak[labels[key]] = _kodak_in_training(weights)
         weights_of[labels[key]] = weights
+    tool = _tool(shared_data_root)  # before the costly scoring: skip early without it
     cache = PredictionCache(bench_cache / "TID2013-kodak.predictions.csv", root=tid_root)
     workers = int(os.environ.get("ASNA_BENCH_WORKERS", "2"))
     predictions, failures = predict(
@@ -209,7 +210,7 @@ def test_accuracy_on_tid2013_rebuilt_from_kodak(
         if messages:
             pytest.fail(f"{labels[key]} failed on {len(messages)} images, e.g. {messages[0]}")
     columns = {labels[k]: v for k, v in predictions.items()}
-    columns.update(_official(_tool(shared_data_root), records))
+    columns.update(_official(tool, records))
 
     row = {(r.dist, r.ref): i for i, r in enumerate(records)}
     results = []

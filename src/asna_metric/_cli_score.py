@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asna_metric._devices import resolve_device
+from asna_metric._options import SELF_ENSEMBLE_MODES
 from asna_metric._version import __version__
-from asna_metric.ensemble import SELF_ENSEMBLE_MODES
 from asna_metric.errors import InputError
 
 if TYPE_CHECKING:

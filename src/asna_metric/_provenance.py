@@ -111,10 +111,14 @@ def describe_weights(weights: str | os.PathLike[str] | None = None) -> dict[str,
             "source": "hub" if spec.revision is not None else "embedded",
         }
     path = w.resolve_weights(name)  # raises for unknown names and missing files
+    sha256 = sha256_file(path)
+    for spec in w.REGISTRY.values():
+        if spec.sha256 == sha256:  # a copy of registered weights is those weights
+            return describe_weights(spec.name)
     info = w.weights_info(path)
     return {
         "name": str(info.get("name") or path.stem),
-        "sha256": w.sha256_file(path),
+        "sha256": sha256,
         "revision": None,
         "repo_id": None,
         "source": "local",

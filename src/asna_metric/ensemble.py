@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
@@ -53,8 +52,8 @@ __all__ = [
     "views",
 ]
 
-SelfEnsembleMode = Literal["none", "flips", "full"]
-SELF_ENSEMBLE_MODES: tuple[str, ...] = ("none", "flips", "full")
+# The mode names live in the torch-free _options (the command line imports them).
+from asna_metric._options import SELF_ENSEMBLE_MODES, SelfEnsembleMode
 
 #: Lightness scales of the ``"full"`` self-ensemble: 0.3 to 1.5 in steps of
 #: 0.1, without 1.0 (the dihedral views already cover it).

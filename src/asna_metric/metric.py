@@ -288,10 +288,9 @@ class ASNA(nn.Module):
         self.weights_metadata = dict(metadata)
         self.calibration = Calibration.from_metadata(metadata)
         #: Every member scores exactly 1 at identity, so the ensemble does too.
-        self.identity_exact: bool = all(getattr(n, "identity_exact", False) for n in nets)
-        if any(getattr(n, "identity_exact", False) for n in nets) and not (
-            self.calibration.is_identity
-        ):
+        exact = [bool(getattr(n, "identity_exact", False)) for n in nets]
+        self.identity_exact: bool = all(exact)
+        if any(exact) and not (self.calibration.is_identity):
             raise WeightsIntegrityError(
                 f"weights {name!r} hold an identity-exact network (asna_id) and an affine "
                 f"calibration {self.calibration}, which would move the top of the scale away "
@@ -568,7 +567,8 @@ class ASNALoss(nn.Module):
     ``range_weight * mean(relu(x - 1) ** 2 + relu(-x) ** 2)`` per image and
     input, so that the gradient of an out-of-range pixel always points back
     into the range (a clamp alone would give it no gradient at all). For
-    images inside ``[0, 1]`` the loss is exactly ``1 - ASNA(dist, ref)``.
+    images inside ``[0, 1]`` the loss is ``1 - ASNA(dist, ref)`` (to float
+    rounding: it pools ``1 - q`` directly).
 
     Values further than :data:`LOSS_RANGE_SLACK` outside ``[0, 1]`` (below
     -0.5 or above 1.5), NaN and infinity still raise

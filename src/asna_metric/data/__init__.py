@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         rmse_fitted,
         srcc,
     )
+    from asna_metric.data.predict import PredictionCache, predict
     from asna_metric.data.readers import (
         CONVENTIONS,
         DATASETS,
@@ -45,14 +46,13 @@ if TYPE_CHECKING:
         read_tid2008,
         read_tid2013,
     )
+    from asna_metric.data.report import evaluate_records, format_table, plot_results
     from asna_metric.data.splits import (
         DEFAULT_HELD_OUT_TYPES,
         k_fold_by_reference,
         leave_types_out,
         split_by_reference,
     )
-    from asna_metric.data.predict import PredictionCache, predict
-    from asna_metric.data.report import evaluate_records, format_table, plot_results
     from asna_metric.data.synthesis import distort, synthesize
 
 _LAZY: dict[str, str] = {

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asna_metric.ensemble import SELF_ENSEMBLE_MODES
+from asna_metric._options import SELF_ENSEMBLE_MODES
 from asna_metric.errors import InputError
 
 if TYPE_CHECKING:

@@ -50,7 +50,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +64,7 @@ from asna_metric.data.distortions import DISTORTIONS, distort, resolve_type
 from asna_metric.data.splits import (
     DEFAULT_REFERENCE_SPLIT,
     TRAINING_SPLITS,
+    _type_key,
     check_not_eval_only,
     resolve_reference_split,
 )
@@ -701,10 +701,6 @@ class FixedPairs(Dataset[tuple[Tensor, Tensor, Tensor]]):
             self.ref[index].float().div_(255.0),
             self.quality[index].clone(),
         )
-
-
-def _type_key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def select_types(
