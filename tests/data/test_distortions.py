@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import itertools
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -51,12 +50,8 @@ OFFICIAL_LEVELS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small tensors: one torch thread (the shared fixture of tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _photo_like(n: int = 2, size: int = 96, seed: int = 0) -> torch.Tensor:

@@ -51,6 +51,7 @@ def test_reader_sees_the_rebuilt_images_as_part_of_tid2013(rebuilt: Path) -> Non
         dataset.check_files()
     present = [r for r in dataset if r.dist not in set(info.value.missing)]
     assert len(present) == 10
+    assert list(dataset.present()) == present  # the same subset, in order
     assert {r.dis_type for r in present} == {"High_Frequency_Noise", "Mean_Shift"}
     assert {r.ref_id for r in present} == {"I01"}
     assert all(r.ref.is_file() for r in present)

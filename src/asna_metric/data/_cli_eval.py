@@ -181,25 +181,19 @@ def _load_records(args: argparse.Namespace) -> IQADataset:
 
 def _drop_missing(dataset: IQADataset, skip_missing: bool) -> IQADataset:
     """The dataset less the pairs whose images are missing (``--skip-missing``), else it raises."""
-    from asna_metric.data.readers import MissingFilesError
-
-    try:
+    if not skip_missing:
         dataset.check_files()
-    except MissingFilesError as exc:
-        if not skip_missing:
-            raise
-        missing = set(exc.missing)
-        kept = dataset.subset(r for r in dataset if r.dist not in missing and r.ref not in missing)
+        return dataset
+    kept = dataset.present()
+    if len(kept) == 0:
+        dataset.check_files()  # raises MissingFilesError, listing the missing files
+    if len(kept) < len(dataset):
         logger.warning(
-            "skipping pairs with missing images: %d of %d files missing; %d pairs left",
-            len(missing),
-            exc.total,
+            "skipping pairs with missing images: %d of %d pairs left",
             len(kept),
+            len(dataset),
         )
-        if len(kept) == 0:
-            raise
-        return kept
-    return dataset
+    return kept
 
 
 def _groups(dataset: IQADataset) -> dict[str, list[Any]]:

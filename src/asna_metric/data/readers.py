@@ -366,6 +366,20 @@ class IQADataset(Sequence[PairRecord]):
         """
         return replace(self, records=tuple(records), name=self.name if name is None else name)
 
+    def present(self) -> IQADataset:
+        """The pairs whose distorted and reference images both exist (a subset says so).
+
+        Returns:
+            This dataset when nothing is missing, else the subset of pairs
+            with both files present (possibly empty).
+        """
+        try:
+            self.check_files()
+        except MissingFilesError as exc:
+            missing = set(exc.missing)
+            return self.subset(r for r in self if r.dist not in missing and r.ref not in missing)
+        return self
+
     def check_files(self) -> None:
         """Check that every distorted and reference image exists.
 
